@@ -1,0 +1,151 @@
+//! Coordinates and service areas. Values are validated when parsed, so a
+//! `LatLng` in an event is always a finite WGS84 point.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ValueError;
+
+/// A WGS84 point: latitude in [-90, 90], longitude in [-180, 180], finite.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LatLng {
+    /// Degrees north of the equator.
+    pub lat: f64,
+    /// Degrees east of Greenwich.
+    pub lng: f64,
+}
+
+impl LatLng {
+    /// Validates and builds a point; `field` names the input for the error.
+    pub fn parse(lat: f64, lng: f64) -> Result<Self, ValueError> {
+        if !lat.is_finite() || !(-90.0..=90.0).contains(&lat) {
+            return Err(ValueError::new(
+                "lat",
+                "latitude must be a finite number in [-90, 90]",
+            ));
+        }
+        if !lng.is_finite() || !(-180.0..=180.0).contains(&lng) {
+            return Err(ValueError::new(
+                "lng",
+                "longitude must be a finite number in [-180, 180]",
+            ));
+        }
+        Ok(Self { lat, lng })
+    }
+
+    /// Great-circle distance in metres (haversine, mean Earth radius).
+    pub fn distance_m(&self, other: &LatLng) -> f64 {
+        const EARTH_RADIUS_M: f64 = 6_371_008.8;
+        let (p1, p2) = (self.lat.to_radians(), other.lat.to_radians());
+        let dp = p2 - p1;
+        let dl = (other.lng - self.lng).to_radians();
+        let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
+        2.0 * EARTH_RADIUS_M * a.sqrt().min(1.0).asin()
+    }
+}
+
+// Deserialising goes through `parse`, so an event or request can never carry
+// an out-of-range point.
+impl<'de> Deserialize<'de> for LatLng {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Raw {
+            lat: f64,
+            lng: f64,
+        }
+        let raw = Raw::deserialize(d)?;
+        LatLng::parse(raw.lat, raw.lng).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Largest service radius accepted: a city, not a country.
+pub const MAX_SERVICE_RADIUS_M: u32 = 50_000;
+
+/// Where a merchant serves consumers (delivers to, or accepts bookings from).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ServiceArea {
+    /// Everything within `meters` of the merchant's location.
+    Radius {
+        /// Radius in metres, 1..=50 000.
+        meters: u32,
+    },
+    /// A simple polygon; the ring is implicitly closed.
+    Polygon {
+        /// The exterior ring, at least three distinct points.
+        ring: Vec<LatLng>,
+    },
+}
+
+impl ServiceArea {
+    /// Checks the shape: a positive, bounded radius or a ring of at least
+    /// three distinct points. (Self-intersection is checked where the `geo`
+    /// crate is at hand, in the hub's command validation.)
+    pub fn validate(&self) -> Result<(), ValueError> {
+        match self {
+            ServiceArea::Radius { meters } => {
+                if *meters == 0 || *meters > MAX_SERVICE_RADIUS_M {
+                    return Err(ValueError::new(
+                        "service_area.meters",
+                        "radius must be between 1 and 50000 metres",
+                    ));
+                }
+            }
+            ServiceArea::Polygon { ring } => {
+                let mut distinct: Vec<&LatLng> = Vec::new();
+                for p in ring {
+                    if !distinct.iter().any(|q| *q == p) {
+                        distinct.push(p);
+                    }
+                }
+                if distinct.len() < 3 {
+                    return Err(ValueError::new(
+                        "service_area.ring",
+                        "a polygon needs at least three distinct points",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rejects_out_of_range_and_non_finite() {
+        assert!(LatLng::parse(91.0, 0.0).is_err());
+        assert!(LatLng::parse(0.0, -180.5).is_err());
+        assert!(LatLng::parse(f64::NAN, 0.0).is_err());
+        assert!(LatLng::parse(0.0, f64::INFINITY).is_err());
+        assert!(LatLng::parse(-90.0, 180.0).is_ok());
+        let err = serde_json::from_str::<LatLng>(r#"{"lat":100,"lng":0}"#).unwrap_err();
+        assert!(err.to_string().contains("latitude"), "{err}");
+    }
+
+    #[test]
+    fn haversine_matches_a_known_distance() {
+        // Paris (Notre-Dame) to London (Trafalgar Square): about 343.5 km.
+        let paris = LatLng::parse(48.8530, 2.3499).unwrap();
+        let london = LatLng::parse(51.5080, -0.1281).unwrap();
+        let d = paris.distance_m(&london);
+        assert!((d - 343_500.0).abs() < 1_500.0, "{d}");
+    }
+
+    #[test]
+    fn service_area_shapes() {
+        assert!(ServiceArea::Radius { meters: 0 }.validate().is_err());
+        assert!(ServiceArea::Radius { meters: 50_001 }.validate().is_err());
+        assert!(ServiceArea::Radius { meters: 3_000 }.validate().is_ok());
+        let p = |a, b| LatLng::parse(a, b).unwrap();
+        let degenerate = ServiceArea::Polygon {
+            ring: vec![p(1.0, 1.0), p(1.0, 1.0), p(2.0, 2.0)],
+        };
+        assert!(degenerate.validate().is_err());
+        let tri = ServiceArea::Polygon {
+            ring: vec![p(1.0, 1.0), p(1.0, 2.0), p(2.0, 2.0)],
+        };
+        assert!(tri.validate().is_ok());
+    }
+}
