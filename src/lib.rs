@@ -1,1 +1,22 @@
+//! o2ohub: an event-sourced O2O order and local-service hub.
+//!
+//! # Layout
+//!
+//! - [`store`]: the [`store::EventStore`] trait, the embedded SQLite backend
+//!   and the conformance suite every backend passes.
+//! - [`domain`]: the aggregates (`Merchant`, `Rider`, `Order`, `Visit`,
+//!   `Slot`, `Delivery`) as pure `decide`/`evolve` functions, and the domain
+//!   value types that are not part of events.
+//! - [`command`]: loads an aggregate from its stream, decides, appends with
+//!   the expected version, retries conflicts, and keeps idempotency.
+//! - [`bench`]: the `o2ohub bench` measurements.
+//! - [`cli`]: the command-line interface of the `o2ohub` binary.
+//!
+//! The event catalogue lives in the `o2ohub-events` crate; read models in
+//! `o2ohub-projections`.
 
+pub mod bench;
+pub mod cli;
+pub mod command;
+pub mod domain;
+pub mod store;

@@ -1,0 +1,282 @@
+//! `o2ohub bench store`: durable single-event appends per second at several
+//! client concurrencies, each client waiting for its acknowledgement, on the
+//! embedded store and on a PostgreSQL events table with a unique
+//! (stream, version) constraint and `synchronous_commit=on`, in one run. Also
+//! measures this disk's small write + fdatasync latency, the physical bound.
+
+use anyhow::{bail, Context, Result};
+use serde_json::json;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::latency::Latencies;
+use crate::store::embedded::EmbeddedStore;
+use crate::store::{EventMetadata, EventStore, ExpectedVersion, NewEvent};
+
+/// Options of one bench run.
+#[derive(Debug, Clone)]
+pub struct StoreBench {
+    /// Client counts to measure.
+    pub concurrency: Vec<usize>,
+    /// Seconds measured per concurrency and backend.
+    pub seconds: f64,
+    /// A libpq-style connection string for PostgreSQL; `None` skips it.
+    pub postgres: Option<String>,
+    /// One JSON object per measurement instead of a table.
+    pub json: bool,
+    /// Where the embedded stores and the fsync probe file go.
+    pub dir: std::path::PathBuf,
+}
+
+/// Streams each client rotates over: many streams, as in production.
+const STREAMS_PER_CLIENT: u64 = 64;
+
+/// One measurement.
+struct Measured {
+    appends_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    appends: usize,
+}
+
+fn payload() -> String {
+    // About the size of a real event payload.
+    r#"{"visit_id":"0193a8f2-6a7e-7c3b-9d2e-4b5a6c7d8e9f","consumer_id":"0193a8f2-6a7e-7c3b-9d2e-4b5a6c7d8e90","service_id":"haircut","slot":"2026-11-25T10:00:00Z","duration_minutes":30,"price":{"minor":2500,"currency":"EUR"}}"#.to_owned()
+}
+
+fn metadata() -> EventMetadata {
+    EventMetadata {
+        occurred_at: chrono::Utc::now(),
+        correlation_id: uuid::Uuid::now_v7(),
+        causation_id: None,
+        actor: o2ohub_events::Actor::system("bench"),
+    }
+}
+
+/// Median and p99 of a 128-byte overwrite + fdatasync on `dir`'s disk, in ms.
+pub fn fsync_latency(dir: &Path, samples: usize) -> Result<(f64, f64)> {
+    let path = dir.join("fsync-probe");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(&path)?;
+    let buf = [7u8; 128];
+    let mut lat = Latencies::default();
+    for _ in 0..samples {
+        let t = Instant::now();
+        file.write_at(&buf, 0)?;
+        file.sync_data()?;
+        lat.record(t.elapsed().as_micros());
+    }
+    drop(file);
+    let _ = std::fs::remove_file(&path);
+    Ok((lat.percentile_ms(50.0), lat.percentile_ms(99.0)))
+}
+
+/// Runs `clients` loops of `op(client, i)` for `seconds`, timing each call.
+async fn drive<F, Fut>(clients: usize, seconds: f64, op: F) -> Result<Measured>
+where
+    F: Fn(usize, u64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<()>> + Send,
+{
+    let op = Arc::new(op);
+    let stop = Arc::new(AtomicBool::new(false));
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..clients)
+        .map(|c| {
+            let (op, stop) = (op.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut lat = Latencies::default();
+                let mut i = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let t = Instant::now();
+                    op(c, i).await?;
+                    lat.record(t.elapsed().as_micros());
+                    i += 1;
+                }
+                Ok::<_, anyhow::Error>(lat)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Latencies::default();
+    for t in tasks {
+        all.merge(t.await??);
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    let appends = all.len();
+    Ok(Measured {
+        appends_per_sec: appends as f64 / elapsed,
+        p50_ms: all.percentile_ms(50.0),
+        p99_ms: all.percentile_ms(99.0),
+        appends,
+    })
+}
+
+async fn embedded(dir: &Path, clients: usize, seconds: f64) -> Result<Measured> {
+    let store_dir = dir.join(format!("embedded-c{clients}"));
+    let _ = std::fs::remove_dir_all(&store_dir);
+    let store = EmbeddedStore::open(&store_dir)?;
+    let (payload, meta) = (payload(), metadata());
+    let shared = store.clone();
+    let m = drive(clients, seconds, move |c, i| {
+        let (store, payload, meta) = (shared.clone(), payload.clone(), meta.clone());
+        async move {
+            let stream = format!("bench-{c}-{}", i % STREAMS_PER_CLIENT);
+            let version = i / STREAMS_PER_CLIENT;
+            let event = NewEvent {
+                event_id: uuid::Uuid::now_v7(),
+                event_type: "VisitBooked".into(),
+                schema_version: 1,
+                payload,
+                metadata: meta,
+            };
+            store
+                .append(&stream, ExpectedVersion::Exact(version), vec![event])
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    store.shutdown().await;
+    let _ = std::fs::remove_dir_all(&store_dir);
+    Ok(m)
+}
+
+async fn postgres(conninfo: &str, clients: usize, seconds: f64) -> Result<Measured> {
+    let (setup, conn) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls)
+        .await
+        .with_context(|| format!("cannot connect to PostgreSQL at `{conninfo}`; start it with scripts/bench-store.sh"))?;
+    tokio::spawn(conn);
+    setup
+        .batch_execute(
+            "DROP TABLE IF EXISTS bench_events;
+             CREATE TABLE bench_events (
+                 position BIGSERIAL PRIMARY KEY,
+                 stream TEXT NOT NULL,
+                 version BIGINT NOT NULL,
+                 event_id UUID NOT NULL,
+                 event_type TEXT NOT NULL,
+                 payload TEXT NOT NULL,
+                 recorded_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+                 UNIQUE (stream, version));
+             SET synchronous_commit = on;",
+        )
+        .await?;
+    let sync: String = setup
+        .query_one("SHOW synchronous_commit", &[])
+        .await?
+        .get(0);
+    let fsync: String = setup.query_one("SHOW fsync", &[]).await?.get(0);
+    if sync != "on" || fsync != "on" {
+        bail!(
+            "PostgreSQL must run with fsync=on and synchronous_commit=on for a durable comparison"
+        );
+    }
+    let mut connections = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        let (client, conn) = tokio_postgres::connect(conninfo, tokio_postgres::NoTls).await?;
+        tokio::spawn(conn);
+        let insert = client
+            .prepare(
+                "INSERT INTO bench_events (stream, version, event_id, event_type, payload) \
+                 VALUES ($1, $2, $3::text::uuid, $4, $5)",
+            )
+            .await?;
+        connections.push(Arc::new((client, insert)));
+    }
+    let payload = payload();
+    let m = drive(clients, seconds, move |c, i| {
+        let conn = connections[c].clone();
+        let payload = payload.clone();
+        async move {
+            let stream = format!("bench-{c}-{}", i % STREAMS_PER_CLIENT);
+            let version = (i / STREAMS_PER_CLIENT + 1) as i64;
+            let id = uuid::Uuid::now_v7().to_string();
+            let (client, insert) = &*conn;
+            client
+                .execute(insert, &[&stream, &version, &id, &"VisitBooked", &payload])
+                .await?;
+            Ok(())
+        }
+    })
+    .await?;
+    setup.batch_execute("DROP TABLE bench_events").await?;
+    Ok(m)
+}
+
+/// Runs the bench and prints the results.
+pub async fn run(opts: StoreBench) -> Result<()> {
+    std::fs::create_dir_all(&opts.dir)?;
+    let (fsync_p50, fsync_p99) = fsync_latency(&opts.dir, 2000)?;
+    let out = std::io::stdout();
+    let mut out = out.lock();
+    if opts.json {
+        writeln!(
+            out,
+            "{}",
+            json!({"measurement": "fsync", "p50_ms": fsync_p50, "p99_ms": fsync_p99})
+        )?;
+    } else {
+        writeln!(
+            out,
+            "small write + fdatasync on {}: p50 {fsync_p50:.3} ms, p99 {fsync_p99:.3} ms",
+            opts.dir.display()
+        )?;
+        writeln!(
+            out,
+            "{:<10} {:>11} {:>12} {:>9} {:>9} {:>14}",
+            "backend", "concurrency", "appends/s", "p50 ms", "p99 ms", "bound c/fsync"
+        )?;
+    }
+    let mut at64 = (None, None);
+    for &c in &opts.concurrency {
+        let mut rows = vec![("embedded", embedded(&opts.dir, c, opts.seconds).await?)];
+        if let Some(url) = &opts.postgres {
+            rows.push(("postgres", postgres(url, c, opts.seconds).await?));
+        }
+        for (backend, m) in rows {
+            if c == 64 {
+                if backend == "embedded" {
+                    at64.0 = Some(m.appends_per_sec);
+                } else {
+                    at64.1 = Some(m.appends_per_sec);
+                }
+            }
+            let bound = c as f64 / (fsync_p50 / 1000.0);
+            if opts.json {
+                let line = json!({
+                    "backend": backend, "concurrency": c, "appends_per_sec": m.appends_per_sec.round(),
+                    "p50_ms": m.p50_ms, "p99_ms": m.p99_ms, "appends": m.appends, "fsync_bound_per_sec": bound.round(),
+                });
+                writeln!(out, "{line}")?;
+            } else {
+                writeln!(
+                    out,
+                    "{backend:<10} {c:>11} {:>12.0} {:>9.3} {:>9.3} {bound:>14.0}",
+                    m.appends_per_sec, m.p50_ms, m.p99_ms
+                )?;
+            }
+            out.flush()?;
+        }
+    }
+    if let (Some(e), Some(p)) = at64 {
+        if opts.json {
+            writeln!(
+                out,
+                "{}",
+                json!({"ratio_vs_postgres": (e / p * 100.0).round() / 100.0, "concurrency": 64})
+            )?;
+        } else {
+            writeln!(out, "embedded / postgres at concurrency 64: {:.2}x", e / p)?;
+        }
+    }
+    Ok(())
+}

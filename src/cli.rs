@@ -1,0 +1,98 @@
+//! The `o2ohub` command line: parses arguments into one typed command and
+//! runs it. Each subcommand is a thin shell over a library function.
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use crate::bench;
+
+/// o2ohub: an event-sourced O2O order and local-service hub.
+#[derive(Debug, Parser)]
+#[command(name = "o2ohub", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Measure the hub's parts against their peers.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+    /// Inspect a data directory's event store: open it (which checks it) and
+    /// print its head position and size.
+    Check {
+        /// The data directory.
+        #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
+}
+
+/// The benchmarks.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Durable appends/s of the embedded store against PostgreSQL, at several concurrencies.
+    Store {
+        /// Client counts to measure, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1,16,64,256")]
+        concurrency: Vec<usize>,
+        /// Seconds per measurement.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+        /// PostgreSQL connection string (libpq style); omit to measure the embedded store alone.
+        /// `scripts/bench-store.sh` starts a durable PostgreSQL and passes this.
+        #[arg(long, env = "O2OHUB_BENCH_POSTGRES")]
+        postgres: Option<String>,
+        /// Print one JSON object per measurement.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory for the stores (on the disk being measured).
+        #[arg(long, default_value = "target/bench-store")]
+        dir: PathBuf,
+    },
+}
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Bench(BenchCommand::Store {
+            concurrency,
+            seconds,
+            postgres,
+            json,
+            dir,
+        }) => {
+            if concurrency.is_empty() || concurrency.contains(&0) || !(seconds > 0.0) {
+                anyhow::bail!(
+                    "--concurrency takes positive client counts and --seconds a positive duration"
+                );
+            }
+            bench::store::run(bench::store::StoreBench {
+                concurrency,
+                seconds,
+                postgres,
+                json,
+                dir,
+            })
+            .await
+        }
+        Command::Check { data_dir } => {
+            use crate::store::EventStore;
+            let store = crate::store::embedded::EmbeddedStore::open(&data_dir)?;
+            let head = store.head().await?;
+            let size = std::fs::metadata(store.path())
+                .map(|m| m.len())
+                .unwrap_or(0);
+            println!(
+                "{}: intact, {head} events, {:.1} MB",
+                store.path().display(),
+                size as f64 / 1e6
+            );
+            store.shutdown().await;
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,84 @@
+//! The store's view of an event: type name, schema version and JSON payload
+//! with metadata, as written (`NewEvent`) and as read back (`RecordedEvent`).
+
+use chrono::{DateTime, Utc};
+use o2ohub_events::{Actor, DecodeError, Envelope, Event};
+use uuid::Uuid;
+
+use super::Position;
+
+/// Metadata every event of one command shares.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventMetadata {
+    /// When the command was decided.
+    pub occurred_at: DateTime<Utc>,
+    /// The request or process the command belongs to.
+    pub correlation_id: Uuid,
+    /// What caused the command, if it was caused by an event.
+    pub causation_id: Option<Uuid>,
+    /// Who issued the command.
+    pub actor: Actor,
+}
+
+/// An event to append.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Unique id (UUIDv7).
+    pub event_id: Uuid,
+    /// Stable type name.
+    pub event_type: String,
+    /// Schema version of `payload`.
+    pub schema_version: u32,
+    /// JSON payload.
+    pub payload: String,
+    /// Shared metadata.
+    pub metadata: EventMetadata,
+}
+
+impl NewEvent {
+    /// Encodes a typed event with a fresh id.
+    pub fn from_event(event: &Event, metadata: &EventMetadata) -> Self {
+        NewEvent {
+            event_id: Uuid::now_v7(),
+            event_type: event.event_type().to_owned(),
+            schema_version: event.schema_version(),
+            payload: event.encode(),
+            metadata: metadata.clone(),
+        }
+    }
+}
+
+/// An event read back from the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedEvent {
+    /// Global position (1-based, gap-free).
+    pub position: Position,
+    /// The stream.
+    pub stream: String,
+    /// Version within the stream (1-based).
+    pub version: u64,
+    /// When the store committed it.
+    pub recorded_at: DateTime<Utc>,
+    /// The event as it was appended.
+    pub event: NewEvent,
+}
+
+impl RecordedEvent {
+    /// Decodes into a typed envelope, upcasting old schema versions.
+    pub fn decode(&self) -> Result<Envelope, DecodeError> {
+        let e = &self.event;
+        Ok(Envelope {
+            event_id: e.event_id,
+            stream_id: self.stream.clone(),
+            stream_version: self.version,
+            global_position: self.position,
+            schema_version: e.schema_version,
+            occurred_at: e.metadata.occurred_at,
+            recorded_at: self.recorded_at,
+            correlation_id: e.metadata.correlation_id,
+            causation_id: e.metadata.causation_id,
+            actor: e.metadata.actor.clone(),
+            event: Event::decode(&e.event_type, e.schema_version, &e.payload)?,
+        })
+    }
+}
