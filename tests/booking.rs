@@ -21,11 +21,23 @@ struct City {
 }
 
 fn admin() -> CommandContext {
-    CommandContext::new(Actor { role: Role::Admin, subject: "ops".into() }, Utc::now())
+    CommandContext::new(
+        Actor {
+            role: Role::Admin,
+            subject: "ops".into(),
+        },
+        Utc::now(),
+    )
 }
 
 fn consumer(id: ConsumerId) -> CommandContext {
-    CommandContext::new(Actor { role: Role::Consumer, subject: id.to_string() }, Utc::now())
+    CommandContext::new(
+        Actor {
+            role: Role::Consumer,
+            subject: id.to_string(),
+        },
+        Utc::now(),
+    )
 }
 
 /// A store with one salon whose `haircut` slots hold `capacity` people.
@@ -51,7 +63,10 @@ async fn city(capacity: u32) -> City {
     command::execute::<Merchant>(
         store.as_ref(),
         &merchant.stream(),
-        &MerchantCommand::Register { merchant_id: merchant, profile },
+        &MerchantCommand::Register {
+            merchant_id: merchant,
+            profile,
+        },
         &admin(),
     )
     .await
@@ -59,7 +74,12 @@ async fn city(capacity: u32) -> City {
     // Tomorrow at 10:00 UTC: on the grid and in the future.
     let day = (Utc::now() + Duration::days(1)).date_naive();
     let slot = SlotStart::parse(day.and_hms_opt(10, 0, 0).unwrap().and_utc()).unwrap();
-    City { store, merchant, slot, _dir: dir }
+    City {
+        store,
+        merchant,
+        slot,
+        _dir: dir,
+    }
 }
 
 fn booking(city: &City) -> BookVisit {
@@ -75,7 +95,12 @@ fn booking(city: &City) -> BookVisit {
 
 async fn seats_taken(city: &City) -> usize {
     let stream = slot_stream(city.merchant, "haircut", city.slot);
-    command::load::<Slot>(city.store.as_ref(), &stream).await.unwrap().0.holders.len()
+    command::load::<Slot>(city.store.as_ref(), &stream)
+        .await
+        .unwrap()
+        .0
+        .holders
+        .len()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -85,7 +110,9 @@ async fn sixty_four_clients_racing_for_the_last_seats_never_overbook() {
         let city = Arc::new(city(capacity).await);
         for _ in 0..capacity - last_seats {
             let b = booking(&city);
-            command::book_visit(city.store.as_ref(), &b, &consumer(b.consumer_id)).await.unwrap();
+            command::book_visit(city.store.as_ref(), &b, &consumer(b.consumer_id))
+                .await
+                .unwrap();
         }
         let clients: Vec<_> = (0..64)
             .map(|_| {
@@ -104,7 +131,11 @@ async fn sixty_four_clients_racing_for_the_last_seats_never_overbook() {
                 Err(e) => panic!("not a clean rejection: {e}"),
             }
         }
-        assert_eq!((booked, full), (last_seats, 64 - last_seats), "last {last_seats} seats");
+        assert_eq!(
+            (booked, full),
+            (last_seats, 64 - last_seats),
+            "last {last_seats} seats"
+        );
         assert_eq!(seats_taken(&city).await, capacity as usize);
     }
 }
@@ -113,28 +144,60 @@ async fn sixty_four_clients_racing_for_the_last_seats_never_overbook() {
 async fn cancelling_frees_the_seat_and_rescheduling_moves_it_atomically() {
     let city = city(1).await;
     let first = booking(&city);
-    command::book_visit(city.store.as_ref(), &first, &consumer(first.consumer_id)).await.unwrap();
+    command::book_visit(city.store.as_ref(), &first, &consumer(first.consumer_id))
+        .await
+        .unwrap();
     let second = booking(&city);
-    let err = command::book_visit(city.store.as_ref(), &second, &consumer(second.consumer_id)).await.unwrap_err();
-    assert!(matches!(err, CommandError::Domain(DomainError::SlotFull { .. })));
-
-    let later = SlotStart::parse(city.slot.at() + Duration::hours(1)).unwrap();
-    command::reschedule_visit(city.store.as_ref(), first.visit_id, later, &consumer(first.consumer_id))
-        .await
-        .unwrap();
-    assert_eq!(seats_taken(&city).await, 0, "the old seat was released");
-    command::book_visit(city.store.as_ref(), &second, &consumer(second.consumer_id)).await.unwrap();
-
-    command::cancel_visit(city.store.as_ref(), second.visit_id, "ill", &consumer(second.consumer_id))
-        .await
-        .unwrap();
-    assert_eq!(seats_taken(&city).await, 0);
-    let (visit, _) = command::load::<Visit>(city.store.as_ref(), &second.visit_id.stream()).await.unwrap();
-    assert!(matches!(visit, Visit::Cancelled(_)));
-    let err = command::cancel_visit(city.store.as_ref(), second.visit_id, "again", &consumer(second.consumer_id))
+    let err = command::book_visit(city.store.as_ref(), &second, &consumer(second.consumer_id))
         .await
         .unwrap_err();
-    assert!(matches!(err, CommandError::Domain(DomainError::IllegalTransition { .. })), "{err}");
+    assert!(matches!(
+        err,
+        CommandError::Domain(DomainError::SlotFull { .. })
+    ));
+
+    let later = SlotStart::parse(city.slot.at() + Duration::hours(1)).unwrap();
+    command::reschedule_visit(
+        city.store.as_ref(),
+        first.visit_id,
+        later,
+        &consumer(first.consumer_id),
+    )
+    .await
+    .unwrap();
+    assert_eq!(seats_taken(&city).await, 0, "the old seat was released");
+    command::book_visit(city.store.as_ref(), &second, &consumer(second.consumer_id))
+        .await
+        .unwrap();
+
+    command::cancel_visit(
+        city.store.as_ref(),
+        second.visit_id,
+        "ill",
+        &consumer(second.consumer_id),
+    )
+    .await
+    .unwrap();
+    assert_eq!(seats_taken(&city).await, 0);
+    let (visit, _) = command::load::<Visit>(city.store.as_ref(), &second.visit_id.stream())
+        .await
+        .unwrap();
+    assert!(matches!(visit, Visit::Cancelled(_)));
+    let err = command::cancel_visit(
+        city.store.as_ref(),
+        second.visit_id,
+        "again",
+        &consumer(second.consumer_id),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CommandError::Domain(DomainError::IllegalTransition { .. })
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -142,17 +205,26 @@ async fn a_retried_booking_returns_the_first_outcome_and_appends_nothing() {
     let city = city(5).await;
     let b = booking(&city);
     let mut ctx = consumer(b.consumer_id);
-    ctx.idempotency = Some(IdempotencyKey { key: format!("consumer:{}:k1", b.consumer_id), fingerprint: "f1".into() });
-    let first = command::book_visit(city.store.as_ref(), &b, &ctx).await.unwrap();
+    ctx.idempotency = Some(IdempotencyKey {
+        key: format!("consumer:{}:k1", b.consumer_id),
+        fingerprint: "f1".into(),
+    });
+    let first = command::book_visit(city.store.as_ref(), &b, &ctx)
+        .await
+        .unwrap();
     let head = city.store.head().await.unwrap();
-    let again = command::book_visit(city.store.as_ref(), &b, &ctx).await.unwrap();
+    let again = command::book_visit(city.store.as_ref(), &b, &ctx)
+        .await
+        .unwrap();
     assert!(again.replayed);
     assert_eq!(again.streams, first.streams);
     assert_eq!(city.store.head().await.unwrap(), head);
     assert_eq!(seats_taken(&city).await, 1);
 
     ctx.idempotency.as_mut().unwrap().fingerprint = "another request".into();
-    let err = command::book_visit(city.store.as_ref(), &booking(&city), &ctx).await.unwrap_err();
+    let err = command::book_visit(city.store.as_ref(), &booking(&city), &ctx)
+        .await
+        .unwrap_err();
     assert!(matches!(err, CommandError::KeyReused));
 }
 
@@ -161,18 +233,33 @@ async fn paused_or_closed_merchants_and_unknown_services_refuse_bookings() {
     let city = city(5).await;
     let mut b = booking(&city);
     b.service_id = "massage".into();
-    let err = command::book_visit(city.store.as_ref(), &b, &consumer(b.consumer_id)).await.unwrap_err();
-    assert!(matches!(err, CommandError::Domain(DomainError::Invalid(ref v)) if v.field == "service_id"), "{err}");
+    let err = command::book_visit(city.store.as_ref(), &b, &consumer(b.consumer_id))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, CommandError::Domain(DomainError::Invalid(ref v)) if v.field == "service_id"),
+        "{err}"
+    );
 
     command::execute::<Merchant>(
         city.store.as_ref(),
         &city.merchant.stream(),
-        &MerchantCommand::Pause { reason: "holiday".into() },
+        &MerchantCommand::Pause {
+            reason: "holiday".into(),
+        },
         &admin(),
     )
     .await
     .unwrap();
     let b = booking(&city);
-    let err = command::book_visit(city.store.as_ref(), &b, &consumer(b.consumer_id)).await.unwrap_err();
-    assert!(matches!(err, CommandError::Domain(DomainError::MerchantUnavailable { .. })), "{err}");
+    let err = command::book_visit(city.store.as_ref(), &b, &consumer(b.consumer_id))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CommandError::Domain(DomainError::MerchantUnavailable { .. })
+        ),
+        "{err}"
+    );
 }

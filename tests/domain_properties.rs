@@ -26,7 +26,9 @@ fn check<A: Aggregate>(
     let mut log = Vec::new();
     for (command, minutes) in steps {
         now += Duration::minutes(*minutes);
-        let Ok(events) = state.decide(command, now) else { continue };
+        let Ok(events) = state.decide(command, now) else {
+            continue;
+        };
         for e in events {
             let from = state.state_name();
             state = state.evolve(&e);
@@ -69,15 +71,25 @@ fn visit_command() -> impl Strategy<Value = VisitCommand> {
             code: code(1),
         }),
         (9u32..20).prop_map(|h| VisitCommand::Reschedule { to: slot_at(h) }),
-        prop_oneof![Just(Role::Consumer), Just(Role::Staff)]
-            .prop_map(|by| VisitCommand::Cancel { reason: "r".into(), by }),
+        prop_oneof![Just(Role::Consumer), Just(Role::Staff)].prop_map(|by| VisitCommand::Cancel {
+            reason: "r".into(),
+            by
+        }),
         (merchant.clone(), 0u8..3).prop_map(move |(m, c)| VisitCommand::Redeem {
             staff_id: staff,
             staff_merchant: m,
             entered: code(c)
         }),
-        merchant.clone().prop_map(move |m| VisitCommand::MarkNoShow { staff_id: staff, staff_merchant: m }),
-        merchant.prop_map(move |m| VisitCommand::Complete { staff_id: staff, staff_merchant: m }),
+        merchant
+            .clone()
+            .prop_map(move |m| VisitCommand::MarkNoShow {
+                staff_id: staff,
+                staff_merchant: m
+            }),
+        merchant.prop_map(move |m| VisitCommand::Complete {
+            staff_id: staff,
+            staff_merchant: m
+        }),
     ]
 }
 
@@ -87,22 +99,36 @@ fn order_command() -> impl Strategy<Value = OrderCommand> {
         order_id: OrderId(uuid::Uuid::from_u128(3)),
         consumer_id: ConsumerId(uuid::Uuid::from_u128(4)),
         merchant_id: MERCHANT_A,
-        lines: vec![OrderLine { sku: "tea".into(), quantity: 2, unit_price: eur(300) }],
+        lines: vec![OrderLine {
+            sku: "tea".into(),
+            quantity: 2,
+            unit_price: eur(300),
+        }],
         total: eur(600),
         drop_off: LatLng::parse(31.2, 121.4).unwrap(),
-        drop_off_details: Sealed { key_id: "k".into(), ciphertext: "c".into() },
+        drop_off_details: Sealed {
+            key_id: "k".into(),
+            ciphertext: "c".into(),
+        },
         handover_code: code(1),
         promised_by: utc(2026, 11, 25, 23, 0),
     };
     let role = prop_oneof![Just(Role::Consumer), Just(Role::Staff), Just(Role::Admin)];
     prop_oneof![
         Just(OrderCommand::Place(Box::new(placed))),
-        prop_oneof![Just(600i64), Just(500)]
-            .prop_map(move |m| OrderCommand::Pay { payment_ref: "p".into(), amount: eur(m) }),
-        Just(OrderCommand::Accept { ready_by: utc(2026, 11, 25, 23, 30) }),
+        prop_oneof![Just(600i64), Just(500)].prop_map(move |m| OrderCommand::Pay {
+            payment_ref: "p".into(),
+            amount: eur(m)
+        }),
+        Just(OrderCommand::Accept {
+            ready_by: utc(2026, 11, 25, 23, 30)
+        }),
         Just(OrderCommand::Reject { reason: "r".into() }),
         Just(OrderCommand::MarkReady),
-        role.prop_map(|by| OrderCommand::Cancel { reason: "r".into(), by }),
+        role.prop_map(|by| OrderCommand::Cancel {
+            reason: "r".into(),
+            by
+        }),
         Just(OrderCommand::Refund),
         Just(OrderCommand::Complete),
     ]
@@ -123,14 +149,19 @@ fn delivery_command() -> impl Strategy<Value = DeliveryCommand> {
     };
     prop_oneof![
         Just(DeliveryCommand::Request(Box::new(requested))),
-        (1u128..3, 1u128..3, 1i64..30).prop_map(move |(r, o, mins)| DeliveryCommand::Offer(DeliveryOffered {
+        (1u128..3, 1u128..3, 1i64..30).prop_map(move |(r, o, mins)| DeliveryCommand::Offer(
+            DeliveryOffered {
+                offer_id: offer(o),
+                rider_id: rider(r),
+                // Offers expire some minutes after 08:00 plus however far the clock ran.
+                expires_at: utc(2026, 11, 26, 0, 0) + Duration::minutes(mins),
+                eta: utc(2026, 11, 25, 9, 30),
+            }
+        )),
+        (1u128..3, 1u128..3).prop_map(move |(r, o)| DeliveryCommand::Accept {
             offer_id: offer(o),
-            rider_id: rider(r),
-            // Offers expire some minutes after 08:00 plus however far the clock ran.
-            expires_at: utc(2026, 11, 26, 0, 0) + Duration::minutes(mins),
-            eta: utc(2026, 11, 25, 9, 30),
-        })),
-        (1u128..3, 1u128..3).prop_map(move |(r, o)| DeliveryCommand::Accept { offer_id: offer(o), rider_id: rider(r) }),
+            rider_id: rider(r)
+        }),
         (1u128..3, 1u128..3).prop_map(move |(r, o)| DeliveryCommand::Decline {
             offer_id: offer(o),
             rider_id: rider(r),
@@ -270,14 +301,32 @@ fn wrong_codes_lock_redemption_and_are_recorded() {
     for e in visit.decide(&book, now).unwrap() {
         visit = visit.evolve(&e);
     }
-    let wrong = VisitCommand::Redeem { staff_id: staff, staff_merchant: MERCHANT_A, entered: code(2) };
+    let wrong = VisitCommand::Redeem {
+        staff_id: staff,
+        staff_merchant: MERCHANT_A,
+        entered: code(2),
+    };
     for n in 1..=MAX_REDEMPTION_FAILURES {
         let events = visit.decide(&wrong, now).unwrap();
         assert!(matches!(&events[..], [VisitEvent::RedemptionFailed(f)] if f.failures == n));
         visit = visit.evolve(&events[0]);
     }
-    let right = VisitCommand::Redeem { staff_id: staff, staff_merchant: MERCHANT_A, entered: code(1) };
-    assert!(matches!(visit.decide(&right, now), Err(o2ohub::domain::DomainError::RedemptionLocked { .. })));
-    let other_store = VisitCommand::Redeem { staff_id: staff, staff_merchant: MERCHANT_B, entered: code(1) };
-    assert!(matches!(visit.decide(&other_store, now), Err(o2ohub::domain::DomainError::NotYours(_))));
+    let right = VisitCommand::Redeem {
+        staff_id: staff,
+        staff_merchant: MERCHANT_A,
+        entered: code(1),
+    };
+    assert!(matches!(
+        visit.decide(&right, now),
+        Err(o2ohub::domain::DomainError::RedemptionLocked { .. })
+    ));
+    let other_store = VisitCommand::Redeem {
+        staff_id: staff,
+        staff_merchant: MERCHANT_B,
+        entered: code(1),
+    };
+    assert!(matches!(
+        visit.decide(&other_store, now),
+        Err(o2ohub::domain::DomainError::NotYours(_))
+    ));
 }
