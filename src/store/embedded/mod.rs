@@ -14,6 +14,7 @@ mod writer;
 use async_trait::async_trait;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use tokio::sync::oneshot;
@@ -60,9 +61,18 @@ impl EmbeddedStore {
         let live = Arc::new(Live::new(head));
         let writer = Writer::new(conn, live.clone())?;
         let (tx, rx) = mpsc::channel();
+        let running = Arc::new(AtomicBool::new(true));
+        let (checkpoint_path, checkpointing) = (path.clone(), running.clone());
+        std::thread::Builder::new()
+            .name("o2ohub-store-checkpoint".into())
+            .spawn(move || schema::checkpoint_loop(&checkpoint_path, &checkpointing))
+            .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
         std::thread::Builder::new()
             .name("o2ohub-store-writer".into())
-            .spawn(move || writer.run(rx))
+            .spawn(move || {
+                writer.run(rx);
+                running.store(false, Ordering::Relaxed);
+            })
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {

@@ -13,6 +13,8 @@ use crate::store::{EventMetadata, NewEvent, Position, RecordedEvent, StoreError}
 
 /// `O2OH` in ASCII: marks a SQLite file as an o2ohub store.
 const APPLICATION_ID: i64 = 0x4F32_4F48;
+/// Page size of new store files.
+const PAGE_SIZE: u32 = 2048;
 /// Bumped when the table layout changes.
 const SCHEMA_VERSION: i64 = 1;
 
@@ -60,6 +62,11 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     }
     // WAL + synchronous=FULL: a commit returns only after the WAL is fsync'd.
     // SQLite's WAL recovery discards a torn tail frame on the next open.
+    if !existed {
+        // Must precede the first write. Smaller pages mean fewer WAL bytes per
+        // commit: appends to random streams each dirty one index page.
+        conn.execute_batch(&format!("PRAGMA page_size = {PAGE_SIZE};"))?;
+    }
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
         .map_err(|e| damaged(path, 0, &e.to_string()))?;
@@ -71,8 +78,8 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
     }
     conn.execute_batch(
         "PRAGMA synchronous = FULL;
-         PRAGMA wal_autocheckpoint = 8192;
-         PRAGMA cache_size = -65536;
+         PRAGMA wal_autocheckpoint = 0;
+         PRAGMA cache_size = -4096;
          PRAGMA temp_store = MEMORY;",
     )?;
     if existed {
@@ -84,6 +91,24 @@ pub(super) fn open_writer(path: &Path) -> Result<Connection, StoreError> {
         ))?;
     }
     Ok(conn)
+}
+
+/// Runs in its own thread: copies committed WAL frames into the main file
+/// (PASSIVE checkpoints, which never block the writer), so that the writer's
+/// own periodic checkpoint only has a short tail left and the WAL can restart
+/// from its beginning instead of growing. Stops when `running` turns false.
+pub(super) fn checkpoint_loop(path: &Path, running: &std::sync::atomic::AtomicBool) {
+    use std::sync::atomic::Ordering;
+    let Ok(conn) = Connection::open(path) else {
+        return;
+    };
+    let _ = conn.execute_batch("PRAGMA synchronous = FULL;");
+    while running.load(Ordering::Relaxed) {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "background WAL checkpoint failed; will retry");
+        }
+    }
 }
 
 /// Opens a reader connection (queries only).

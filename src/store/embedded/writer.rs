@@ -17,6 +17,10 @@ use crate::store::{
 
 /// Most commits grouped into one transaction; bounds the latency one group adds.
 const MAX_GROUP: usize = 1024;
+/// Events written between the writer's own checkpoints. Under continuous
+/// load a background checkpoint can never catch up with the last frame, so the
+/// writer finishes the tail itself; the next commit then restarts the WAL.
+const EVENTS_PER_CHECKPOINT: usize = 16_384;
 /// Stream versions cached before the cache is dropped and refilled from disk.
 const MAX_CACHED_STREAMS: usize = 1_000_000;
 
@@ -44,6 +48,8 @@ pub(super) struct Writer {
     versions: HashMap<String, u64>,
     /// The next global position to assign.
     next_position: Position,
+    /// Events written since the writer last checkpointed.
+    since_checkpoint: usize,
 }
 
 impl Writer {
@@ -54,6 +60,7 @@ impl Writer {
             live,
             versions: HashMap::new(),
             next_position: head + 1,
+            since_checkpoint: 0,
         })
     }
 
@@ -97,10 +104,11 @@ impl Writer {
         &mut self,
         group: &mut Vec<(Commit, oneshot::Sender<Result<CommitOutcome, StoreError>>)>,
     ) {
-        let outcome = self.write_group(group);
+        let outcome = self.write_group(&mut group[..]);
         match outcome {
             Ok((decisions, recorded, overlay)) => {
                 self.next_position += recorded.len() as u64;
+                self.since_checkpoint += recorded.len();
                 if self.versions.len() + overlay.len() > MAX_CACHED_STREAMS {
                     self.versions.clear();
                 }
@@ -112,6 +120,16 @@ impl Writer {
                         Decision::Replay(r) => Ok(CommitOutcome::Replayed(r)),
                         Decision::Refuse(e) => Err(e),
                     });
+                }
+                // After the replies: the clients of this group do not wait for it.
+                if self.since_checkpoint >= EVENTS_PER_CHECKPOINT {
+                    self.since_checkpoint = 0;
+                    if let Err(e) =
+                        self.conn
+                            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                    }
                 }
             }
             Err(e) => {
@@ -129,7 +147,7 @@ impl Writer {
     #[allow(clippy::type_complexity)]
     fn write_group(
         &mut self,
-        group: &[(Commit, oneshot::Sender<Result<CommitOutcome, StoreError>>)],
+        group: &mut [(Commit, oneshot::Sender<Result<CommitOutcome, StoreError>>)],
     ) -> Result<(Vec<Decision>, Vec<RecordedEvent>, HashMap<String, u64>), StoreError> {
         let tx = self
             .conn
@@ -141,7 +159,7 @@ impl Writer {
         let mut decisions = Vec::with_capacity(group.len());
         let mut position = self.next_position;
 
-        for (commit, _) in group {
+        for (commit, _) in group.iter_mut() {
             if let Err(e) = validate(commit) {
                 decisions.push(Decision::Refuse(e));
                 continue;
@@ -188,16 +206,18 @@ impl Writer {
                 continue;
             }
             let mut appended = Vec::with_capacity(commit.writes.len());
-            for (w, start) in commit.writes.iter().zip(starts) {
+            for (w, start) in commit.writes.iter_mut().zip(starts) {
                 let mut version = start;
-                for e in &w.events {
+                let written = w.events.len();
+                // The events move into the records: the group owns them now.
+                for e in std::mem::take(&mut w.events) {
                     version += 1;
                     let record = RecordedEvent {
                         position,
                         stream: w.stream.clone(),
                         version,
                         recorded_at: now,
-                        event: e.clone(),
+                        event: e,
                     };
                     schema::insert_event(&tx, &record)?;
                     recorded.push(record);
@@ -206,7 +226,7 @@ impl Writer {
                 overlay.insert(w.stream.clone(), version);
                 appended.push(Appended {
                     version,
-                    last_position: if w.events.is_empty() { 0 } else { position - 1 },
+                    last_position: if written == 0 { 0 } else { position - 1 },
                 });
             }
             if let Some(claim) = &commit.idempotency {
