@@ -93,7 +93,7 @@ impl ServiceArea {
             ServiceArea::Polygon { ring } => {
                 let mut distinct: Vec<&LatLng> = Vec::new();
                 for p in ring {
-                    if !distinct.iter().any(|q| *q == p) {
+                    if !distinct.contains(&p) {
                         distinct.push(p);
                     }
                 }

@@ -77,7 +77,7 @@ mod tests {
 
     #[test]
     fn typed_forms_read_back_to_the_same_code() {
-        let code = OneTimeCode::from_random(0xDEAD_BEEF_42);
+        let code = OneTimeCode::from_random(0x00DE_ADBE_EF42);
         let typed = code
             .display()
             .to_lowercase()

@@ -47,8 +47,8 @@ pub enum Order {
     /// No such order.
     #[default]
     NotPlaced,
-    /// Placed, in some status.
-    Placed(OrderState),
+    /// Placed, in some status (boxed: the placement is large).
+    Placed(Box<OrderState>),
 }
 
 /// Commands about an order.
@@ -218,12 +218,12 @@ pub fn decide(
 pub fn evolve(state: Order, event: &OrderEvent) -> Order {
     use OrderStatus as S;
     match (state, event) {
-        (Order::NotPlaced, OrderEvent::Placed(p)) => Order::Placed(OrderState {
+        (Order::NotPlaced, OrderEvent::Placed(p)) => Order::Placed(Box::new(OrderState {
             placed: p.clone(),
             status: S::Placed,
             paid: None,
             refunded: false,
-        }),
+        })),
         (Order::Placed(mut o), e) => {
             match e {
                 OrderEvent::Paid(p) => {

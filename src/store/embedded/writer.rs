@@ -5,7 +5,7 @@
 use chrono::Utc;
 use rusqlite::{params, Connection, TransactionBehavior};
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use tokio::sync::oneshot;
 
@@ -80,10 +80,7 @@ impl Writer {
                     }
                 }
                 if group.len() < MAX_GROUP {
-                    next = match requests.try_recv() {
-                        Ok(r) => Some(r),
-                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => None,
-                    };
+                    next = requests.try_recv().ok();
                 }
             }
             if !group.is_empty() {
