@@ -65,7 +65,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             json,
             dir,
         }) => {
-            if concurrency.is_empty() || concurrency.contains(&0) || seconds.is_nan() || seconds <= 0.0 {
+            if concurrency.is_empty()
+                || concurrency.contains(&0)
+                || seconds.is_nan()
+                || seconds <= 0.0
+            {
                 anyhow::bail!(
                     "--concurrency takes positive client counts and --seconds a positive duration"
                 );

@@ -24,12 +24,18 @@ fn internal_dependencies(manifest: &Path) -> Vec<String> {
 
 #[test]
 fn events_depends_on_nothing_of_ours() {
-    assert_eq!(internal_dependencies(&root().join("events/Cargo.toml")), Vec::<String>::new());
+    assert_eq!(
+        internal_dependencies(&root().join("events/Cargo.toml")),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
 fn projections_depend_on_events_only() {
-    assert_eq!(internal_dependencies(&root().join("projections/Cargo.toml")), vec!["o2ohub-events".to_owned()]);
+    assert_eq!(
+        internal_dependencies(&root().join("projections/Cargo.toml")),
+        vec!["o2ohub-events".to_owned()]
+    );
 }
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -70,7 +76,11 @@ fn domain_and_projections_are_pure() {
         // Unit tests may use what they like.
         let code = text.split("#[cfg(test)]").next().unwrap_or("");
         for word in IMPURE {
-            assert!(!code.contains(word), "{} mentions `{word}`: decisions must stay pure", file.display());
+            assert!(
+                !code.contains(word),
+                "{} mentions `{word}`: decisions must stay pure",
+                file.display()
+            );
         }
     }
 }

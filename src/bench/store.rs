@@ -1,6 +1,6 @@
 //! `o2ohub bench store`: durable single-event appends per second at several
 //! client concurrencies, each client waiting for its acknowledgement, on the
-//! embedded store and on a PostgreSQL events table with a unique
+//! embedded log, on the SQLite backend, and on a PostgreSQL events table with a unique
 //! (stream, version) constraint and `synchronous_commit=on`, in one run. Also
 //! measures this disk's small write + fdatasync latency, the physical bound.
 
@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use super::latency::Latencies;
 use crate::store::embedded::EmbeddedStore;
+use crate::store::sqlite::SqliteStore;
 use crate::store::{EventMetadata, EventStore, ExpectedVersion, NewEvent};
 
 /// Options of one bench run.
@@ -120,10 +121,22 @@ where
     })
 }
 
-async fn embedded(dir: &Path, clients: usize, seconds: f64) -> Result<Measured> {
-    let store_dir = dir.join(format!("embedded-c{clients}"));
+/// The local backends measured side by side.
+#[derive(Debug, Clone, Copy)]
+enum Local {
+    /// The embedded log (the default backend).
+    Log,
+    /// The SQLite backend (the suggested engine the log must beat).
+    Sqlite,
+}
+
+async fn local(backend: Local, dir: &Path, clients: usize, seconds: f64) -> Result<Measured> {
+    let store_dir = dir.join(format!("{backend:?}-c{clients}").to_lowercase());
     let _ = std::fs::remove_dir_all(&store_dir);
-    let store = EmbeddedStore::open(&store_dir)?;
+    let store: Arc<dyn EventStore> = match backend {
+        Local::Log => Arc::new(EmbeddedStore::open(&store_dir)?),
+        Local::Sqlite => Arc::new(SqliteStore::open(&store_dir)?),
+    };
     let (payload, meta) = (payload(), metadata());
     let shared = store.clone();
     let m = drive(clients, seconds, move |c, i| {
@@ -145,7 +158,7 @@ async fn embedded(dir: &Path, clients: usize, seconds: f64) -> Result<Measured> 
         }
     })
     .await?;
-    store.shutdown().await;
+    drop(store);
     let _ = std::fs::remove_dir_all(&store_dir);
     Ok(m)
 }
@@ -236,20 +249,23 @@ pub async fn run(opts: StoreBench) -> Result<()> {
             "backend", "concurrency", "appends/s", "p50 ms", "p99 ms", "bound c/fsync"
         )?;
     }
-    let mut at64 = (None, None);
+    let mut rates: Vec<(&str, usize, f64)> = Vec::new();
     for &c in &opts.concurrency {
-        let mut rows = vec![("embedded", embedded(&opts.dir, c, opts.seconds).await?)];
+        let mut rows = vec![
+            (
+                "embedded",
+                local(Local::Log, &opts.dir, c, opts.seconds).await?,
+            ),
+            (
+                "sqlite",
+                local(Local::Sqlite, &opts.dir, c, opts.seconds).await?,
+            ),
+        ];
         if let Some(url) = &opts.postgres {
             rows.push(("postgres", postgres(url, c, opts.seconds).await?));
         }
         for (backend, m) in rows {
-            if c == 64 {
-                if backend == "embedded" {
-                    at64.0 = Some(m.appends_per_sec);
-                } else {
-                    at64.1 = Some(m.appends_per_sec);
-                }
-            }
+            rates.push((backend, c, m.appends_per_sec));
             let bound = c as f64 / (fsync_p50 / 1000.0);
             if opts.json {
                 let line = json!({
@@ -267,15 +283,39 @@ pub async fn run(opts: StoreBench) -> Result<()> {
             out.flush()?;
         }
     }
-    if let (Some(e), Some(p)) = at64 {
-        if opts.json {
-            writeln!(
-                out,
-                "{}",
-                json!({"ratio_vs_postgres": (e / p * 100.0).round() / 100.0, "concurrency": 64})
-            )?;
-        } else {
-            writeln!(out, "embedded / postgres at concurrency 64: {:.2}x", e / p)?;
+    let rate = |backend: &str, c: usize| {
+        rates
+            .iter()
+            .find(|r| r.0 == backend && r.1 == c)
+            .map(|r| r.2)
+    };
+    let ratio = |peer: &str, c: usize| {
+        Some((rate("embedded", c)? / rate(peer, c)? * 100.0).round() / 100.0)
+    };
+    let by_concurrency = |peer: &str| -> serde_json::Map<String, serde_json::Value> {
+        opts.concurrency
+            .iter()
+            .filter_map(|&c| Some((c.to_string(), json!(ratio(peer, c)?))))
+            .collect()
+    };
+    if opts.json {
+        let summary = json!({
+            "ratio_vs_postgres": ratio("postgres", 64),
+            "ratio_vs_postgres_by_concurrency": by_concurrency("postgres"),
+            "ratio_vs_sqlite_by_concurrency": by_concurrency("sqlite"),
+            "fsync_p50_ms": fsync_p50,
+        });
+        writeln!(out, "{summary}")?;
+    } else {
+        for peer in ["postgres", "sqlite"] {
+            let ratios: Vec<String> = opts
+                .concurrency
+                .iter()
+                .filter_map(|&c| Some(format!("{:.2}x at {c}", ratio(peer, c)?)))
+                .collect();
+            if !ratios.is_empty() {
+                writeln!(out, "embedded / {peer}: {}", ratios.join(", "))?;
+            }
         }
     }
     Ok(())

@@ -4,8 +4,12 @@
 //!   several streams in one [`Commit`]), stream reads, the gap-free global log
 //!   and a catch-up-then-live subscription to it; idempotency records kept in
 //!   the same transaction as the events they describe.
-//! - [`embedded`]: the default backend, SQLite in WAL mode on local disk with
-//!   group commit.
+//! - [`embedded`]: the default backend, a purpose-built append-only log on
+//!   local disk with group commit.
+//! - [`sqlite`]: SQLite in WAL mode with group commit; the reference the
+//!   log is measured against.
+//! - `group` and `live` (crate-private): what the single-writer backends
+//!   share — deciding a group of commits, and the in-memory live edge.
 //! - [`conformance`]: the behavioural suite every backend must pass.
 //!
 //! Positions and versions are 1-based: the first event of a stream has
@@ -14,7 +18,10 @@
 
 pub mod conformance;
 pub mod embedded;
+pub(crate) mod group;
+pub(crate) mod live;
 mod record;
+pub mod sqlite;
 
 use async_trait::async_trait;
 use std::path::PathBuf;

@@ -1,33 +1,62 @@
-//! The embedded event store: SQLite (bundled) in WAL mode in one file on local
-//! disk. Acknowledged means fsync'd; concurrent appends share one sync (group
-//! commit, in [`writer`]); idempotency records live in the same transaction as
-//! the events; the live edge of the log is served from memory ([`live`]).
+//! The embedded event store, the default backend: a purpose-built
+//! append-only log in a directory on local disk, no server.
 //!
-//! **Architecture Invariant:** exactly one thread writes the file, so stream
-//! versions and global positions are assigned without races, and positions
-//! are gap-free because a group is one transaction.
+//! - [`format`]: one record per commit (events and idempotency claim
+//!   together), length-prefixed and CRC-checked.
+//! - [`segment`]: preallocated, zero-filled segment files; recovery on open.
+//! - [`index`]: the in-memory index rebuilt on open (positions, streams,
+//!   claims).
+//! - [`writer`]: the single writer thread; a group of concurrent commits is
+//!   one positioned write and one `fdatasync`.
+//!
+//! Acknowledged means fsync'd. Recovery discards only a torn final record
+//! (never acknowledged: the answer comes after the sync) and refuses any
+//! other damage with the file and the last good position.
+//!
+//! **Architecture Invariant:** one thread writes the log, so positions are
+//! assigned in commit order without gaps; a data directory is used by one
+//! process at a time (an exclusive lock on `log/LOCK`).
 
-mod live;
-mod schema;
+mod format;
+mod index;
+mod segment;
 mod writer;
 
 use async_trait::async_trait;
-use rusqlite::Connection;
+use std::fs::File;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, RwLock};
 use tokio::sync::oneshot;
 
-use self::live::{Live, LiveSubscription, SharedLive};
-use self::writer::{Request, Writer};
+use self::index::{Index, Location};
+use self::segment::{Preparer, Segment};
+use self::writer::Writer;
+use super::group::Request;
+use super::live::{Live, LiveSubscription};
 use super::{
     Commit, CommitOutcome, EventStore, IdempotencyRecord, Position, RecordedEvent, StoreError,
     Subscription,
 };
 
-/// The file name of the store inside its data directory.
-pub const STORE_FILE: &str = "events.db";
+/// The log's directory inside a data directory.
+pub const LOG_DIR: &str = "log";
+
+/// Tunables of the log.
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// Bytes per segment file (default 64 MiB, at least 64 KiB). A commit's
+    /// record must fit in one.
+    pub segment_bytes: u64,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            segment_bytes: 64 << 20,
+        }
+    }
+}
 
 /// A handle to the embedded store; cheap to clone.
 #[derive(Clone)]
@@ -36,61 +65,103 @@ pub struct EmbeddedStore {
 }
 
 struct Inner {
-    /// The store file.
-    path: PathBuf,
-    /// Requests to the single writer thread.
+    /// The log directory.
+    dir: PathBuf,
+    /// Requests to the writer thread.
     writer: mpsc::Sender<Request>,
     /// Recent events and the head position.
-    live: SharedLive,
-    /// Idle reader connections, reused across reads.
-    readers: Mutex<Vec<Connection>>,
+    live: Arc<Live>,
+    /// The index, shared with the writer.
+    index: Arc<RwLock<Index>>,
+    /// The segments, shared with the writer.
+    segments: Arc<RwLock<Vec<Arc<Segment>>>>,
+    /// Largest record a commit may become.
+    max_record: usize,
+    /// Holds the directory's exclusive lock while the store is open.
+    _lock: File,
 }
 
 impl EmbeddedStore {
-    /// Opens (or creates) the store in `data_dir`, refusing a damaged file.
+    /// Opens (or creates) the store in `data_dir`, recovering from a crash and
+    /// refusing a damaged log.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|e| {
+        Self::open_with(data_dir, LogOptions::default())
+    }
+
+    /// Opens with explicit options.
+    pub fn open_with(data_dir: &Path, options: LogOptions) -> Result<Self, StoreError> {
+        if options.segment_bytes < 64 << 10 {
+            return Err(StoreError::Invalid(
+                "log segments are at least 64 KiB".into(),
+            ));
+        }
+        let dir = data_dir.join(LOG_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| {
             StoreError::Backend(format!(
-                "cannot create data directory {}: {e}",
-                data_dir.display()
+                "cannot create the log directory {}: {e}",
+                dir.display()
             ))
         })?;
-        let path = data_dir.join(STORE_FILE);
-        let conn = schema::open_writer(&path)?;
-        let head = schema::head_position(&conn)?;
+        let lock = lock(&dir)?;
+        let recovered = segment::recover(&dir)?;
+        let mut index = Index::default();
+        for (segment, offset, len, record) in &recovered.records {
+            let at = Location {
+                segment: *segment as u32,
+                offset: *offset as u32,
+                len: *len,
+            };
+            index.add(&record.events, record.claim.as_ref(), at);
+        }
+        let head = index.head();
+        let preparer = Preparer::start(&dir, options.segment_bytes)?;
+        let mut segments: Vec<Arc<Segment>> =
+            recovered.segments.into_iter().map(Arc::new).collect();
+        let mut offset = recovered.end_offset;
+        if segments.is_empty() {
+            segments.push(Arc::new(preparer.next_segment(head + 1)?));
+            offset = segment::SEGMENT_HEADER;
+        }
         let live = Arc::new(Live::new(head));
-        let writer = Writer::new(conn, live.clone())?;
+        let index = Arc::new(RwLock::new(index));
+        let segments = Arc::new(RwLock::new(segments));
+        let writer = Writer {
+            index: index.clone(),
+            segments: segments.clone(),
+            live: live.clone(),
+            offset,
+            segment_bytes: options.segment_bytes,
+            preparer,
+        };
         let (tx, rx) = mpsc::channel();
-        let running = Arc::new(AtomicBool::new(true));
-        let (checkpoint_path, checkpointing) = (path.clone(), running.clone());
         std::thread::Builder::new()
-            .name("o2ohub-store-checkpoint".into())
-            .spawn(move || schema::checkpoint_loop(&checkpoint_path, &checkpointing))
-            .map_err(|e| StoreError::Backend(format!("cannot start the checkpoint thread: {e}")))?;
-        std::thread::Builder::new()
-            .name("o2ohub-store-writer".into())
-            .spawn(move || {
-                writer.run(rx);
-                running.store(false, Ordering::Relaxed);
-            })
+            .name("o2ohub-log-writer".into())
+            .spawn(move || writer.run(rx))
             .map_err(|e| StoreError::Backend(format!("cannot start the writer thread: {e}")))?;
+        let max_record = (options
+            .segment_bytes
+            .saturating_sub(segment::SEGMENT_HEADER) as usize)
+            .min(format::MAX_BODY + format::HEADER);
         Ok(EmbeddedStore {
             inner: Arc::new(Inner {
-                path,
+                dir,
                 writer: tx,
                 live,
-                readers: Mutex::new(Vec::new()),
+                index,
+                segments,
+                max_record,
+                _lock: lock,
             }),
         })
     }
 
-    /// The store file.
+    /// The log directory.
     pub fn path(&self) -> &Path {
-        &self.inner.path
+        &self.inner.dir
     }
 
-    /// Finishes queued writes, folds the WAL into the main file and stops the
-    /// writer; later writes fail with [`StoreError::Closed`].
+    /// Finishes queued writes and stops the writer; later writes fail with
+    /// [`StoreError::Closed`].
     pub async fn shutdown(&self) {
         let (done, wait) = oneshot::channel();
         if self.inner.writer.send(Request::Shutdown(done)).is_ok() {
@@ -98,63 +169,100 @@ impl EmbeddedStore {
         }
     }
 
-    /// Runs `f` on a pooled reader connection on the blocking pool.
-    async fn with_reader<T: Send + 'static>(
+    /// Reads the events at `positions` (ascending), from memory when recent,
+    /// else from their records on disk.
+    async fn read_positions(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+        positions: Vec<Position>,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let mut out = Vec::with_capacity(positions.len());
+        let mut missing = Vec::new();
+        for p in positions {
+            match self.inner.live.get(p) {
+                Some(e) if missing.is_empty() => out.push(e),
+                _ => missing.push(p),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
-            let pooled = inner
-                .readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop();
-            let conn = match pooled {
-                Some(c) => c,
-                None => schema::open_reader(&inner.path)?,
-            };
-            let result = f(&conn);
-            inner
-                .readers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(conn);
-            result
-        })
-        .await
-        .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))?
+        let from_disk = tokio::task::spawn_blocking(move || inner.read_from_disk(&missing))
+            .await
+            .map_err(|e| StoreError::Backend(format!("reader task failed: {e}")))??;
+        out.extend(from_disk);
+        Ok(out)
     }
 }
 
-/// Collects rows of an event query, stopping at a damaged record.
-fn collect_events(
-    path: &Path,
-    stmt: &mut rusqlite::Statement<'_>,
-    params: impl rusqlite::Params,
-) -> Result<Vec<RecordedEvent>, StoreError> {
-    let mut out = Vec::new();
-    let mut rows = stmt.query(params)?;
-    while let Some(row) = rows.next()? {
-        match schema::row_to_event(row)? {
-            Ok(e) => out.push(e),
-            Err(detail) => {
-                let last_good_position =
-                    out.last().map(|e: &RecordedEvent| e.position).unwrap_or(0);
-                return Err(StoreError::Corrupt {
-                    file: path.to_path_buf(),
-                    last_good_position,
-                    detail,
-                });
+impl Inner {
+    fn read_from_disk(&self, positions: &[Position]) -> Result<Vec<RecordedEvent>, StoreError> {
+        let located: Vec<(Position, Location)> = {
+            let index = self.index.read().unwrap_or_else(|p| p.into_inner());
+            positions
+                .iter()
+                .filter_map(|p| index.location(*p).map(|l| (*p, l)))
+                .collect()
+        };
+        let segments = self
+            .segments
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let mut out = Vec::with_capacity(located.len());
+        let mut current: Option<(Location, Vec<RecordedEvent>)> = None;
+        for (p, at) in located {
+            if current.as_ref().is_none_or(|(l, _)| *l != at) {
+                let record = segment::read_record(
+                    &segments[at.segment as usize],
+                    u64::from(at.offset),
+                    at.len,
+                )
+                .map_err(|e| match e {
+                    StoreError::Corrupt { file, detail, .. } => StoreError::Corrupt {
+                        file,
+                        last_good_position: p - 1,
+                        detail: format!("{detail} (position {p})"),
+                    },
+                    other => other,
+                })?;
+                current = Some((at, record.events));
+            }
+            if let Some((_, events)) = &current {
+                if let Some(e) = events.iter().find(|e| e.position == p) {
+                    out.push(e.clone());
+                }
             }
         }
+        Ok(out)
     }
-    Ok(out)
+}
+
+/// Takes the exclusive lock of a log directory.
+fn lock(dir: &Path) -> Result<File, StoreError> {
+    let path = dir.join("LOCK");
+    let file = File::create(&path)
+        .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", path.display())))?;
+    // SAFETY: flock on a file descriptor we own; no memory is shared.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(StoreError::Backend(format!(
+            "{} is in use by another o2ohub process; stop it or choose another data directory",
+            dir.display()
+        )));
+    }
+    Ok(file)
 }
 
 #[async_trait]
 impl EventStore for EmbeddedStore {
     async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
+        if format::commit_len(&commit) > self.inner.max_record {
+            return Err(StoreError::Invalid(format!(
+                "a commit may encode to at most {} bytes",
+                self.inner.max_record
+            )));
+        }
         let (reply, outcome) = oneshot::channel();
         self.inner
             .writer
@@ -168,21 +276,13 @@ impl EventStore for EmbeddedStore {
         stream: &str,
         from_version: u64,
     ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let stream = stream.to_owned();
-        let path = self.inner.path.clone();
-        self.with_reader(move |conn| {
-            let sql = format!(
-                "SELECT {} FROM events WHERE stream = ?1 AND version >= ?2 ORDER BY version",
-                schema::EVENT_COLUMNS
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            collect_events(
-                &path,
-                &mut stmt,
-                rusqlite::params![stream, from_version as i64],
-            )
-        })
-        .await
+        let positions = self
+            .inner
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .stream_positions(stream, from_version);
+        self.read_positions(positions).await
     }
 
     async fn read_all(
@@ -194,20 +294,14 @@ impl EventStore for EmbeddedStore {
         if let Some(events) = self.inner.live.read(from, limit) {
             return Ok(events);
         }
-        let path = self.inner.path.clone();
-        self.with_reader(move |conn| {
-            let sql = format!(
-                "SELECT {} FROM events WHERE position >= ?1 ORDER BY position LIMIT ?2",
-                schema::EVENT_COLUMNS
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            collect_events(
-                &path,
-                &mut stmt,
-                rusqlite::params![from as i64, limit as i64],
-            )
-        })
-        .await
+        let head = self
+            .inner
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .head();
+        let to = head.min(from.saturating_add(limit as u64).saturating_sub(1));
+        self.read_positions((from..=to).collect()).await
     }
 
     async fn head(&self) -> Result<Position, StoreError> {
@@ -223,8 +317,11 @@ impl EventStore for EmbeddedStore {
     }
 
     async fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let key = key.to_owned();
-        self.with_reader(move |conn| Ok(schema::idempotency(conn, &key)?))
-            .await
+        Ok(self
+            .inner
+            .index
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .claim(key))
     }
 }

@@ -1,21 +1,20 @@
-//! The live edge of the log: recently committed events kept in memory and the
+//! The live edge of a store's log (shared by the single-writer backends): recently committed events kept in memory and the
 //! head position that wakes subscribers. Subscriptions read history from disk
 //! and the recent past from here, and never skip or repeat a position because
 //! both are indexed by the same gap-free position.
 
 use async_trait::async_trait;
 use std::collections::VecDeque;
-use std::sync::{Arc, RwLock};
+use std::sync::RwLock;
 use tokio::sync::watch;
 
-use super::EmbeddedStore;
 use crate::store::{EventStore, Position, RecordedEvent, StoreError, Subscription};
 
 /// Recent events kept in memory for subscribers at the live edge.
 const RECENT_CAPACITY: usize = 65_536;
 
 /// Recent events and the head position.
-pub(super) struct Live {
+pub(crate) struct Live {
     /// The last `RECENT_CAPACITY` committed events, in position order.
     recent: RwLock<VecDeque<RecordedEvent>>,
     /// The last committed position; `None` once the store is shut down.
@@ -23,7 +22,7 @@ pub(super) struct Live {
 }
 
 impl Live {
-    pub(super) fn new(head: Position) -> Self {
+    pub(crate) fn new(head: Position) -> Self {
         Live {
             recent: RwLock::new(VecDeque::new()),
             head: watch::Sender::new(Some(head)),
@@ -31,7 +30,7 @@ impl Live {
     }
 
     /// Makes a durable group visible to readers and subscribers.
-    pub(super) fn publish(&self, events: Vec<RecordedEvent>) {
+    pub(crate) fn publish(&self, events: Vec<RecordedEvent>) {
         let Some(last) = events.last().map(|e| e.position) else {
             return;
         };
@@ -45,17 +44,17 @@ impl Live {
     }
 
     /// Wakes subscribers with the news that no more events will come.
-    pub(super) fn close(&self) {
+    pub(crate) fn close(&self) {
         self.head.send_replace(None);
     }
 
     /// The last committed position, or `None` after shutdown.
-    pub(super) fn head(&self) -> Option<Position> {
+    pub(crate) fn head(&self) -> Option<Position> {
         *self.head.borrow()
     }
 
     /// Up to `limit` events from `from` if memory still holds `from`.
-    pub(super) fn read(&self, from: Position, limit: usize) -> Option<Vec<RecordedEvent>> {
+    pub(crate) fn read(&self, from: Position, limit: usize) -> Option<Vec<RecordedEvent>> {
         let recent = self.recent.read().unwrap_or_else(|p| p.into_inner());
         let first = recent.front()?.position;
         if from < first {
@@ -65,7 +64,15 @@ impl Live {
         Some(recent.iter().skip(skip).take(limit).cloned().collect())
     }
 
-    pub(super) fn watch(&self) -> watch::Receiver<Option<Position>> {
+    /// The event at position `p`, if memory still holds it.
+    pub(crate) fn get(&self, p: Position) -> Option<RecordedEvent> {
+        let recent = self.recent.read().unwrap_or_else(|p| p.into_inner());
+        let first = recent.front()?.position;
+        recent.get(p.checked_sub(first)? as usize).cloned()
+    }
+
+    /// A receiver of head-position changes.
+    pub(crate) fn watch(&self) -> watch::Receiver<Option<Position>> {
         self.head.subscribe()
     }
 }
@@ -73,15 +80,19 @@ impl Live {
 /// Events per batch handed to a subscriber.
 const BATCH: usize = 4096;
 
-/// A subscription to the embedded store's log.
-pub(super) struct LiveSubscription {
-    pub(super) store: EmbeddedStore,
-    pub(super) next: Position,
-    pub(super) head: watch::Receiver<Option<Position>>,
+/// A subscription to a store's log that reads through `read_all` (from memory
+/// at the live edge) and sleeps on the head position.
+pub(crate) struct LiveSubscription<S> {
+    /// The store read from.
+    pub(crate) store: S,
+    /// The next position to hand out.
+    pub(crate) next: Position,
+    /// Wakes the subscription when the head moves (or the store closes).
+    pub(crate) head: watch::Receiver<Option<Position>>,
 }
 
 #[async_trait]
-impl Subscription for LiveSubscription {
+impl<S: EventStore + Clone> Subscription for LiveSubscription<S> {
     async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, StoreError> {
         loop {
             let head = (*self.head.borrow_and_update()).ok_or(StoreError::Closed)?;
@@ -98,6 +109,3 @@ impl Subscription for LiveSubscription {
         }
     }
 }
-
-/// Shared handle to the live edge.
-pub(super) type SharedLive = Arc<Live>;

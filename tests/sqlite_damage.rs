@@ -1,8 +1,9 @@
-//! A damaged store is refused with a clear error naming the file and the last
-//! good position; a torn tail of the write-ahead log loses only the torn
-//! commit; a flipped byte in a record is reported when read, never returned.
+//! The SQLite backend: a damaged store is refused with a clear error naming
+//! the file and the last good position; a torn tail of the write-ahead log
+//! loses only the torn commit; a flipped byte in a record is reported when
+//! read, never returned. (`tests/embedded_log.rs` holds the same for the log.)
 
-use o2ohub::store::embedded::{EmbeddedStore, STORE_FILE};
+use o2ohub::store::sqlite::{SqliteStore as EmbeddedStore, STORE_FILE};
 use o2ohub::store::{EventMetadata, EventStore, ExpectedVersion, NewEvent, StoreError};
 use std::path::Path;
 

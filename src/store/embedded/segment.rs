@@ -1,0 +1,363 @@
+//! Segment files: the log is a directory of preallocated, zero-filled files
+//! named by the position of their first event. Records are appended into the
+//! active (last) segment; when a record does not fit, the next segment starts.
+//! Zero-filling ahead of time means a commit's `fdatasync` flushes data only,
+//! never file-size metadata. This module also owns recovery: scanning the
+//! segments on open, discarding a torn tail, refusing real damage.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+
+use super::format::{self, Invalid, Record, HEADER};
+use crate::store::{Position, StoreError};
+
+/// Every segment starts with this magic and its own size (u64 LE), so a file
+/// that is not a segment, or a segment cut short, is recognised.
+const MAGIC: &[u8; 8] = b"O2OHLOG1";
+/// Bytes before the first record of a segment.
+pub(super) const SEGMENT_HEADER: u64 = 16;
+
+/// A segment's file name: its first position, zero-padded so names sort.
+pub(super) fn segment_path(dir: &Path, first_position: Position) -> PathBuf {
+    dir.join(format!("{first_position:020}.seg"))
+}
+
+/// The spare segment kept ready by the preparer.
+fn spare_path(dir: &Path) -> PathBuf {
+    dir.join("spare.seg.tmp")
+}
+
+/// Creates a zero-filled segment of `bytes` at `path` with its header, synced.
+fn create_zeroed(path: &Path, bytes: u64) -> std::io::Result<File> {
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    file.write_all(MAGIC)?;
+    file.write_all(&bytes.to_le_bytes())?;
+    let chunk = vec![0u8; 1 << 20];
+    let mut left = bytes - SEGMENT_HEADER;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        file.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    file.sync_all()?;
+    Ok(file)
+}
+
+/// Makes a directory entry change (create, rename) durable.
+pub(super) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// A segment file, open for positioned reads (and writes, for the active one).
+pub(super) struct Segment {
+    /// Its path.
+    pub path: PathBuf,
+    /// The open file; positioned I/O needs no seek, so it is shared.
+    pub file: Arc<File>,
+}
+
+/// Keeps one zero-filled spare segment ready so the writer never waits for
+/// preallocation when it moves to a new segment.
+pub(super) struct Preparer {
+    dir: PathBuf,
+    bytes: u64,
+    ready: Arc<AtomicBool>,
+    wake: mpsc::Sender<()>,
+}
+
+impl Preparer {
+    /// Starts the preparer thread, which prepares a spare right away.
+    pub(super) fn start(dir: &Path, bytes: u64) -> Result<Self, StoreError> {
+        let (wake, requests) = mpsc::channel::<()>();
+        let ready = Arc::new(AtomicBool::new(false));
+        let (thread_dir, thread_ready) = (dir.to_path_buf(), ready.clone());
+        std::thread::Builder::new()
+            .name("o2ohub-log-preparer".into())
+            .spawn(move || {
+                while requests.recv().is_ok() {
+                    if thread_ready.load(Ordering::Acquire) {
+                        continue;
+                    }
+                    match create_zeroed(&spare_path(&thread_dir), bytes) {
+                        Ok(_) => thread_ready.store(true, Ordering::Release),
+                        Err(e) => tracing::warn!(error = %e, "could not prepare a spare log segment; will create on demand"),
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Backend(format!("cannot start the segment preparer: {e}")))?;
+        let _ = wake.send(());
+        Ok(Preparer {
+            dir: dir.to_path_buf(),
+            bytes,
+            ready,
+            wake,
+        })
+    }
+
+    /// A new segment starting at `first_position`: the spare if it is ready,
+    /// else one made now.
+    pub(super) fn next_segment(&self, first_position: Position) -> Result<Segment, StoreError> {
+        let path = segment_path(&self.dir, first_position);
+        let io = |e: std::io::Error| {
+            StoreError::Backend(format!("cannot create log segment {}: {e}", path.display()))
+        };
+        if self.ready.swap(false, Ordering::AcqRel) {
+            std::fs::rename(spare_path(&self.dir), &path).map_err(io)?;
+        } else {
+            create_zeroed(&path, self.bytes).map_err(io)?;
+        }
+        sync_dir(&self.dir).map_err(io)?;
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(io)?;
+        let _ = self.wake.send(());
+        Ok(Segment {
+            path,
+            file: Arc::new(file),
+        })
+    }
+}
+
+/// What recovery found in the log directory.
+pub(super) struct Recovered {
+    /// Every segment, in order.
+    pub segments: Vec<Segment>,
+    /// Offset just past the last record of the last segment.
+    pub end_offset: u64,
+    /// Every valid record with the segment index and offset it sits at.
+    pub records: Vec<(usize, u64, u32, Record)>,
+}
+
+/// Scans every segment. A damaged record that is followed only by zeros in the
+/// last segment is a write cut short by a crash: it was never acknowledged, so
+/// it is zeroed out (with a warning). Any other damage refuses the store.
+pub(super) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
+    let io = |e: std::io::Error| {
+        StoreError::Backend(format!("cannot read log directory {}: {e}", dir.display()))
+    };
+    let _ = std::fs::remove_file(spare_path(dir));
+    let mut names: Vec<(Position, PathBuf)> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        if let Some(stem) = name.strip_suffix(".seg") {
+            match stem.parse::<Position>() {
+                Ok(first) => names.push((first, path)),
+                Err(_) => {
+                    return Err(StoreError::Corrupt {
+                        file: path.clone(),
+                        last_good_position: 0,
+                        detail: "a file in the log directory is not named like a segment".into(),
+                    })
+                }
+            }
+        }
+    }
+    names.sort();
+    let mut scans = Vec::with_capacity(names.len());
+    for (_, path) in names {
+        match scan(&path).map_err(io)? {
+            Ok(found) => scans.push(found),
+            Err(StoreError::Corrupt { file, detail, .. }) => {
+                let last_good_position = scans
+                    .iter()
+                    .flat_map(|s| &s.records)
+                    .map(|r| r.2.events.len() as u64)
+                    .sum();
+                return Err(StoreError::Corrupt {
+                    file,
+                    last_good_position,
+                    detail,
+                });
+            }
+            Err(other) => return Err(other),
+        }
+    }
+    // The first damaged record decides: a write cut short by a crash is the
+    // last thing in the log (zeros after it, nothing in any later segment,
+    // which a group spanning two segments may have created). Anything else is
+    // damage.
+    if let Some(d) = scans.iter().position(|s| s.damage.is_some()) {
+        let later_empty = scans[d + 1..]
+            .iter()
+            .all(|s| s.records.is_empty() && s.damage.is_none());
+        let scan = &scans[d];
+        let damage = scan.damage.as_ref().expect("found above");
+        if !(damage.zeros_after && later_empty) {
+            let last_good = scans[..=d]
+                .iter()
+                .flat_map(|s| &s.records)
+                .map(|r| r.2.events.len() as u64)
+                .sum();
+            return Err(StoreError::Corrupt {
+                file: scan.path.clone(),
+                last_good_position: last_good,
+                detail: format!("{} at byte {}", damage.detail, damage.offset),
+            });
+        }
+        tracing::warn!(
+            file = %scan.path.display(), offset = damage.offset, bytes = damage.claimed_end - damage.offset,
+            "discarding a torn record: a write cut short by a crash, never acknowledged"
+        );
+        scan.file
+            .write_all_at(
+                &vec![0u8; damage.claimed_end - damage.offset],
+                damage.offset as u64,
+            )
+            .and_then(|_| scan.file.sync_data())
+            .map_err(io)?;
+        for empty in scans.drain(d + 1..) {
+            std::fs::remove_file(&empty.path).map_err(io)?;
+        }
+        sync_dir(dir).map_err(io)?;
+        let scan = &mut scans[d];
+        scan.end = scan.damage.take().map_or(scan.end, |d| d.offset);
+    }
+    let mut recovered = Recovered {
+        segments: Vec::new(),
+        end_offset: 0,
+        records: Vec::new(),
+    };
+    let mut last_good: Position = 0;
+    for (index, scan) in scans.into_iter().enumerate() {
+        for (offset, size, record) in scan.records {
+            if record.first_position != last_good + 1 {
+                return Err(StoreError::Corrupt {
+                    file: scan.path.clone(),
+                    last_good_position: last_good,
+                    detail: format!(
+                        "a record starts at position {} where {} was expected",
+                        record.first_position,
+                        last_good + 1
+                    ),
+                });
+            }
+            last_good += record.events.len() as u64;
+            recovered
+                .records
+                .push((index, offset as u64, size as u32, record));
+        }
+        recovered.end_offset = scan.end as u64;
+        recovered.segments.push(Segment {
+            path: scan.path,
+            file: Arc::new(scan.file),
+        });
+    }
+    Ok(recovered)
+}
+
+/// A damaged record found by a scan.
+struct Damage {
+    /// Where the record starts.
+    offset: usize,
+    /// Where its header says it ends (clamped to the file).
+    claimed_end: usize,
+    /// Whether only zeros follow that end.
+    zeros_after: bool,
+    /// What is wrong.
+    detail: String,
+}
+
+/// One segment as found on disk.
+struct Scan {
+    path: PathBuf,
+    file: File,
+    /// Valid records: offset, size, record.
+    records: Vec<(usize, usize, Record)>,
+    /// Offset after the last valid record.
+    end: usize,
+    /// The first damaged record, if any (scanning stops there).
+    damage: Option<Damage>,
+}
+
+/// Reads one segment: checks its header, then decodes records until the end
+/// of data or the first damaged record. The outer error is I/O, the inner a
+/// segment that is not whole.
+fn scan(path: &Path) -> std::io::Result<Result<Scan, StoreError>> {
+    let file = OpenOptions::new().read(true).write(true).open(path)?;
+    let bytes = std::fs::read(path)?;
+    let corrupt = |detail: String| StoreError::Corrupt {
+        file: path.to_path_buf(),
+        last_good_position: 0,
+        detail,
+    };
+    if bytes.len() < SEGMENT_HEADER as usize || &bytes[..8] != MAGIC {
+        return Ok(Err(corrupt(
+            "this file is not an o2ohub log segment".into(),
+        )));
+    }
+    let stated = u64::from_le_bytes(bytes[8..16].try_into().unwrap_or_default());
+    if stated != bytes.len() as u64 {
+        return Ok(Err(corrupt(format!(
+            "the segment was created with {stated} bytes but has {}: it was truncated or overwritten",
+            bytes.len()
+        ))));
+    }
+    let mut scan = Scan {
+        path: path.to_path_buf(),
+        file,
+        records: Vec::new(),
+        end: 0,
+        damage: None,
+    };
+    let mut offset = SEGMENT_HEADER as usize;
+    loop {
+        // A full segment ends with fewer bytes than a header: zeros.
+        if bytes.len() - offset < HEADER && bytes[offset..].iter().all(|b| *b == 0) {
+            break;
+        }
+        match format::decode(&bytes[offset..]) {
+            Ok((record, size)) => {
+                scan.records.push((offset, size, record));
+                offset += size;
+            }
+            Err(Invalid::End) => break,
+            Err(Invalid::Damaged(detail)) => {
+                let claimed = format::header(&bytes[offset..])
+                    .map(|(len, _)| len)
+                    .unwrap_or(0);
+                let claimed_end = (offset + HEADER + claimed).min(bytes.len());
+                let zeros_after = bytes[claimed_end..].iter().all(|b| *b == 0);
+                scan.damage = Some(Damage {
+                    offset,
+                    claimed_end,
+                    zeros_after,
+                    detail,
+                });
+                break;
+            }
+        }
+    }
+    scan.end = offset;
+    Ok(Ok(scan))
+}
+
+/// Reads and decodes the record of `len` bytes at `offset` of a segment.
+pub(super) fn read_record(segment: &Segment, offset: u64, len: u32) -> Result<Record, StoreError> {
+    let mut buf = vec![0u8; len as usize];
+    segment
+        .file
+        .read_exact_at(&mut buf, offset)
+        .map_err(|e| StoreError::Backend(format!("cannot read {}: {e}", segment.path.display())))?;
+    match format::decode(&buf) {
+        Ok((record, _)) => Ok(record),
+        Err(Invalid::End) | Err(Invalid::Damaged(_)) => Err(StoreError::Corrupt {
+            file: segment.path.clone(),
+            last_good_position: 0,
+            detail: format!("the record at byte {offset} no longer reads back intact"),
+        }),
+    }
+}
