@@ -22,8 +22,8 @@ pub enum Command {
     /// Measure the hub's parts against their peers.
     #[command(subcommand)]
     Bench(BenchCommand),
-    /// Inspect a data directory's event store: open it (which checks it) and
-    /// print its head position and size.
+    /// Inspect a data directory's event store: open it (which recovers and
+    /// verifies every record) and print its head position and size on disk.
     Check {
         /// The data directory.
         #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
@@ -87,13 +87,16 @@ pub async fn run(cli: Cli) -> Result<()> {
             use crate::store::EventStore;
             let store = crate::store::embedded::EmbeddedStore::open(&data_dir)?;
             let head = store.head().await?;
-            let size = std::fs::metadata(store.path())
-                .map(|m| m.len())
-                .unwrap_or(0);
+            let segments: Vec<u64> = std::fs::read_dir(store.path())?
+                .filter_map(|e| e.ok())
+                .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
+                .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+                .collect();
             println!(
-                "{}: intact, {head} events, {:.1} MB",
+                "{}: intact, {head} events in {} segments ({:.0} MB preallocated)",
                 store.path().display(),
-                size as f64 / 1e6
+                segments.len(),
+                segments.iter().sum::<u64>() as f64 / 1e6
             );
             store.shutdown().await;
             Ok(())

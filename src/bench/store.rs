@@ -42,6 +42,8 @@ struct Measured {
     p50_ms: f64,
     p99_ms: f64,
     appends: usize,
+    /// Time to reopen the store afterwards (the log only).
+    reopen: Option<Reopen>,
 }
 
 fn payload() -> String {
@@ -118,6 +120,7 @@ where
         p50_ms: all.percentile_ms(50.0),
         p99_ms: all.percentile_ms(99.0),
         appends,
+        reopen: None,
     })
 }
 
@@ -159,8 +162,27 @@ async fn local(backend: Local, dir: &Path, clients: usize, seconds: f64) -> Resu
     })
     .await?;
     drop(store);
+    // Opening scans and verifies the whole log and rebuilds the index: time it.
+    let reopen = match backend {
+        Local::Log => {
+            let t = Instant::now();
+            let store = EmbeddedStore::open(&store_dir)?;
+            let events = store.head().await?;
+            let seconds = t.elapsed().as_secs_f64();
+            store.shutdown().await;
+            Some(Reopen { events, seconds })
+        }
+        Local::Sqlite => None,
+    };
     let _ = std::fs::remove_dir_all(&store_dir);
-    Ok(m)
+    Ok(Measured { reopen, ..m })
+}
+
+/// How long opening a store of `events` took.
+#[derive(Debug, Clone, Copy)]
+struct Reopen {
+    events: u64,
+    seconds: f64,
 }
 
 async fn postgres(conninfo: &str, clients: usize, seconds: f64) -> Result<Measured> {
@@ -279,6 +301,19 @@ pub async fn run(opts: StoreBench) -> Result<()> {
                     "{backend:<10} {c:>11} {:>12.0} {:>9.3} {:>9.3} {bound:>14.0}",
                     m.appends_per_sec, m.p50_ms, m.p99_ms
                 )?;
+            }
+            if let Some(r) = m.reopen {
+                if opts.json {
+                    let line = json!({"measurement": "reopen", "backend": backend, "events": r.events,
+                        "seconds": r.seconds, "events_per_sec": (r.events as f64 / r.seconds).round()});
+                    writeln!(out, "{line}")?;
+                } else {
+                    writeln!(
+                        out,
+                        "{:<10} reopened {} events in {:.3} s ({:.0} events/s scanned and verified)",
+                        "", r.events, r.seconds, r.events as f64 / r.seconds
+                    )?;
+                }
             }
             out.flush()?;
         }

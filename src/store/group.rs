@@ -197,6 +197,60 @@ pub(crate) fn plan(
     Ok(plan)
 }
 
+/// Work for the [`Answerer`].
+enum Answer {
+    /// Answer a durable group.
+    Group(Vec<(Commit, Reply)>, Vec<Decision>),
+    /// Every earlier group is answered: say so.
+    Flushed(oneshot::Sender<()>),
+}
+
+/// Answers callers on its own thread. Waking a few hundred waiting tasks
+/// costs as much as a sync; done here, it overlaps the writer's next group
+/// instead of delaying it.
+pub(crate) struct Answerer {
+    jobs: std::sync::mpsc::Sender<Answer>,
+}
+
+impl Answerer {
+    /// Starts the answering thread.
+    pub(crate) fn start() -> Result<Self, StoreError> {
+        let (jobs, queue) = std::sync::mpsc::channel::<Answer>();
+        std::thread::Builder::new()
+            .name("o2ohub-store-answers".into())
+            .spawn(move || {
+                for job in queue {
+                    match job {
+                        Answer::Group(group, decisions) => answer(group, decisions),
+                        Answer::Flushed(done) => {
+                            let _ = done.send(());
+                        }
+                    }
+                }
+            })
+            .map_err(|e| StoreError::Backend(format!("cannot start the answering thread: {e}")))?;
+        Ok(Answerer { jobs })
+    }
+
+    /// Answers a group that is durable and visible to readers.
+    pub(crate) fn answer(&self, group: Vec<(Commit, Reply)>, decisions: Vec<Decision>) {
+        if let Err(std::sync::mpsc::SendError(Answer::Group(group, decisions))) =
+            self.jobs.send(Answer::Group(group, decisions))
+        {
+            answer(group, decisions);
+        }
+    }
+
+    /// Sends `done` once every group handed over so far is answered.
+    pub(crate) fn flushed(&self, done: oneshot::Sender<()>) {
+        if let Err(std::sync::mpsc::SendError(Answer::Flushed(done))) =
+            self.jobs.send(Answer::Flushed(done))
+        {
+            let _ = done.send(());
+        }
+    }
+}
+
 /// Answers every caller of a group that is now durable.
 pub(crate) fn answer(group: Vec<(Commit, Reply)>, decisions: Vec<Decision>) {
     for ((_, reply), decision) in group.into_iter().zip(decisions) {

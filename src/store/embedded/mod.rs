@@ -132,6 +132,7 @@ impl EmbeddedStore {
             offset,
             segment_bytes: options.segment_bytes,
             preparer,
+            answerer: super::group::Answerer::start()?,
         };
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()

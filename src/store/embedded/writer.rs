@@ -29,6 +29,8 @@ pub(super) struct Writer {
     pub segment_bytes: u64,
     /// Makes new segments.
     pub preparer: Preparer,
+    /// Answers callers off the write path.
+    pub answerer: group::Answerer,
 }
 
 /// Bytes for one segment and where they go.
@@ -47,7 +49,7 @@ impl Writer {
             }
             if let Some(done) = shutdown {
                 self.live.close();
-                let _ = done.send(());
+                self.answerer.flushed(done);
                 return;
             }
         }
@@ -78,7 +80,7 @@ impl Writer {
                 }
                 self.live
                     .publish(plan.accepted.into_iter().flat_map(|a| a.records).collect());
-                group::answer(group, plan.decisions);
+                self.answerer.answer(group, plan.decisions);
             }
             Err(e) => group::fail(group, &e),
         }
