@@ -192,7 +192,8 @@ async fn postgres(conninfo: &str, clients: usize, seconds: f64) -> Result<Measur
     tokio::spawn(conn);
     setup
         .batch_execute(
-            "DROP TABLE IF EXISTS bench_events;
+            "SET client_min_messages = warning;
+             DROP TABLE IF EXISTS bench_events;
              CREATE TABLE bench_events (
                  position BIGSERIAL PRIMARY KEY,
                  stream TEXT NOT NULL,
