@@ -2,11 +2,55 @@
 //!
 //! # Layout
 //!
-//! This crate holds the read models the hub queries (merchant geo index,
-//! rider supply, availability, order and visit views, dispatch state,
-//! analytics). Each is fed `o2ohub_events::Envelope`s in global-position order
-//! by a runner in the hub, from the store's subscription or from Kafka, and
-//! never performs IO itself.
+//! - [`Projection`]: what every read model is — a named, versioned fold of
+//!   envelopes in global-position order.
+//! - [`Checkpointed`]: wraps a projection with the position it has applied,
+//!   so applying an event twice has no effect.
+//!
+//! Each read model is fed `o2ohub_events::Envelope`s by a runner in the hub,
+//! from the store's subscription or from Kafka, and never performs IO itself.
 //!
 //! **Architecture Invariant:** depends on `o2ohub-events` only; no IO, no
 //! clock, no randomness.
+
+#![warn(missing_docs)]
+
+use o2ohub_events::Envelope;
+
+/// A read model: a fold over the event log.
+pub trait Projection: Send + Sync + 'static {
+    /// Stable name; checkpoints are stored under it.
+    fn name(&self) -> &'static str;
+
+    /// Version of the fold; a change replays history from zero.
+    fn version(&self) -> u32;
+
+    /// Folds one event. Events arrive in global-position order.
+    fn apply(&mut self, envelope: &Envelope);
+}
+
+/// A projection with the last global position it has applied.
+#[derive(Debug, Clone, Default)]
+pub struct Checkpointed<P> {
+    /// The read model.
+    pub model: P,
+    /// Last applied global position (0: nothing yet).
+    pub position: u64,
+}
+
+impl<P: Projection> Checkpointed<P> {
+    /// Wraps a fresh read model.
+    pub fn new(model: P) -> Self {
+        Checkpointed { model, position: 0 }
+    }
+
+    /// Applies an event unless it was applied already; returns whether it was.
+    pub fn apply(&mut self, envelope: &Envelope) -> bool {
+        if envelope.global_position <= self.position {
+            return false;
+        }
+        self.model.apply(envelope);
+        self.position = envelope.global_position;
+        true
+    }
+}
