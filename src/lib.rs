@@ -9,6 +9,8 @@
 //!   value types that are not part of events.
 //! - [`command`]: loads an aggregate from its stream, decides, appends with
 //!   the expected version, retries conflicts, and keeps idempotency.
+//! - [`runner`]: keeps read models (the `o2ohub-projections` crate) current
+//!   from the store, with snapshots so a restart resumes.
 //! - [`bench`]: the `o2ohub bench` measurements.
 //! - [`cli`]: the command-line interface of the `o2ohub` binary.
 //!
@@ -19,4 +21,5 @@ pub mod bench;
 pub mod cli;
 pub mod command;
 pub mod domain;
+pub mod runner;
 pub mod store;

@@ -6,6 +6,8 @@
 //!   envelopes in global-position order.
 //! - [`Checkpointed`]: wraps a projection with the position it has applied,
 //!   so applying an event twice has no effect.
+//! - [`views`]: what the API lists — a consumer's visits and orders, a
+//!   store's day, a rider's offers and route.
 //!
 //! Each read model is fed `o2ohub_events::Envelope`s by a runner in the hub,
 //! from the store's subscription or from Kafka, and never performs IO itself.
@@ -14,6 +16,8 @@
 //! clock, no randomness.
 
 #![warn(missing_docs)]
+
+pub mod views;
 
 use o2ohub_events::Envelope;
 

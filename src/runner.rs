@@ -1,0 +1,219 @@
+//! The projection runner: keeps a read model current from the store's global
+//! log — catching up from its checkpoint, then following the live
+//! subscription — and saves a snapshot (state + position + fold version)
+//! so a restart resumes where it stopped. A read model whose fold version
+//! changed, or that has no snapshot, replays history from position 1.
+//!
+//! Events that cannot be decoded (written by a newer hub) are skipped,
+//! counted and logged with their position; they never stop the runner.
+
+use o2ohub_projections::{Checkpointed, Projection};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use crate::store::{EventStore, Position, RecordedEvent, StoreError};
+
+/// Events read per batch while catching up.
+const CATCH_UP_BATCH: usize = 8192;
+
+/// A read model shared between its runner and the readers that query it.
+pub type Shared<P> = Arc<RwLock<Checkpointed<P>>>;
+
+/// Where a read model's snapshot lives, and how often it is saved.
+#[derive(Debug, Clone)]
+pub struct Snapshots {
+    /// Directory of `<name>.json` snapshot files.
+    pub dir: PathBuf,
+    /// Save at most this often while live.
+    pub every: Duration,
+}
+
+/// A snapshot file.
+#[derive(Serialize, Deserialize)]
+struct Snapshot<P> {
+    /// The read model's name.
+    name: String,
+    /// Its fold version when saved.
+    version: u32,
+    /// The last position folded into `model`.
+    position: Position,
+    /// The state.
+    model: P,
+}
+
+/// Why a runner stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RunnerError {
+    /// The store failed or shut down.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A snapshot could not be written.
+    #[error("cannot save the snapshot {path}: {source}")]
+    Snapshot {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Loads a read model from its snapshot if the snapshot is of the same fold
+/// version; otherwise a fresh model at position 0 (a full replay).
+pub fn load<P>(fresh: P, snapshots: Option<&Snapshots>) -> Checkpointed<P>
+where
+    P: Projection + DeserializeOwned,
+{
+    let name = fresh.name();
+    let version = fresh.version();
+    let Some(dir) = snapshots.map(|s| &s.dir) else {
+        return Checkpointed::new(fresh);
+    };
+    let path = dir.join(format!("{name}.json"));
+    let Ok(bytes) = std::fs::read(&path) else {
+        return Checkpointed::new(fresh);
+    };
+    match serde_json::from_slice::<Snapshot<P>>(&bytes) {
+        Ok(s) if s.version == version && s.name == name => {
+            tracing::info!(
+                projection = name,
+                position = s.position,
+                "resuming from snapshot"
+            );
+            Checkpointed {
+                model: s.model,
+                position: s.position,
+            }
+        }
+        Ok(s) => {
+            tracing::info!(
+                projection = name,
+                old = s.version,
+                new = version,
+                "fold version changed: replaying from zero"
+            );
+            Checkpointed::new(fresh)
+        }
+        Err(e) => {
+            tracing::warn!(projection = name, error = %e, file = %path.display(), "unreadable snapshot: replaying from zero");
+            Checkpointed::new(fresh)
+        }
+    }
+}
+
+/// Saves a snapshot atomically (temporary file, sync, rename, sync directory).
+pub fn save<P>(model: &Checkpointed<P>, dir: &Path) -> Result<(), RunnerError>
+where
+    P: Projection + Serialize,
+{
+    let name = model.model.name();
+    let path = dir.join(format!("{name}.json"));
+    let io = |source| RunnerError::Snapshot {
+        path: path.clone(),
+        source,
+    };
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let snapshot = Snapshot {
+        name: name.to_owned(),
+        version: model.model.version(),
+        position: model.position,
+        model: &model.model,
+    };
+    let tmp = dir.join(format!("{name}.json.tmp"));
+    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    serde_json::to_writer(&mut file, &snapshot).map_err(|e| io(e.into()))?;
+    file.flush().map_err(io)?;
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
+    Ok(())
+}
+
+/// Folds a batch of recorded events into a model, skipping positions it has
+/// already applied and events it cannot decode. Returns events applied.
+pub fn fold<P: Projection>(model: &mut Checkpointed<P>, batch: &[RecordedEvent]) -> u64 {
+    let mut applied = 0;
+    for recorded in batch {
+        if recorded.position <= model.position {
+            continue;
+        }
+        match recorded.decode() {
+            Ok(envelope) => {
+                model.apply(&envelope);
+                applied += 1;
+            }
+            Err(e) => {
+                metrics::counter!("o2ohub_projection_undecodable_events_total", "projection" => model.model.name())
+                    .increment(1);
+                tracing::warn!(projection = model.model.name(), position = recorded.position, error = %e, "skipping an event this build cannot read");
+                // Keep the position moving: the event is not for this build.
+                model.position = recorded.position;
+            }
+        }
+    }
+    applied
+}
+
+/// Brings a model up to the store's current head; returns events applied.
+pub async fn catch_up<P: Projection>(
+    store: &dyn EventStore,
+    model: &RwLock<Checkpointed<P>>,
+) -> Result<u64, RunnerError> {
+    let mut applied = 0;
+    loop {
+        let from = model.read().unwrap_or_else(|p| p.into_inner()).position + 1;
+        let batch = store.read_all(from, CATCH_UP_BATCH).await?;
+        if batch.is_empty() {
+            return Ok(applied);
+        }
+        applied += fold(
+            &mut model.write().unwrap_or_else(|p| p.into_inner()),
+            &batch,
+        );
+    }
+}
+
+/// Follows the store forever: catch up, then apply live batches, saving a
+/// snapshot at most every `snapshots.every`. Returns when the store shuts down.
+pub async fn run<P>(
+    store: Arc<dyn EventStore>,
+    model: Shared<P>,
+    snapshots: Option<Snapshots>,
+) -> Result<(), RunnerError>
+where
+    P: Projection + Serialize,
+{
+    let name = model.read().unwrap_or_else(|p| p.into_inner()).model.name();
+    catch_up(store.as_ref(), &model).await?;
+    let from = model.read().unwrap_or_else(|p| p.into_inner()).position + 1;
+    let mut subscription = store.subscribe_all(from).await?;
+    let mut last_save = Instant::now();
+    loop {
+        let batch = match subscription.next_batch().await {
+            Ok(b) => b,
+            Err(StoreError::Closed) => break,
+            Err(e) => return Err(e.into()),
+        };
+        let position = {
+            let mut m = model.write().unwrap_or_else(|p| p.into_inner());
+            fold(&mut m, &batch);
+            m.position
+        };
+        metrics::gauge!("o2ohub_projection_position", "projection" => name).set(position as f64);
+        if let Some(s) = &snapshots {
+            if last_save.elapsed() >= s.every {
+                save(&model.read().unwrap_or_else(|p| p.into_inner()), &s.dir)?;
+                last_save = Instant::now();
+            }
+        }
+    }
+    if let Some(s) = &snapshots {
+        save(&model.read().unwrap_or_else(|p| p.into_inner()), &s.dir)?;
+    }
+    Ok(())
+}
