@@ -414,3 +414,26 @@ async fn the_live_runner_follows_new_events() {
     );
     task.abort();
 }
+
+#[tokio::test]
+async fn analytics_count_orders_gmv_visits_and_deliveries() {
+    use o2ohub_projections::analytics::Analytics;
+    let day = day(5).await;
+    let analytics = fold(day.store.as_ref(), Analytics::default()).await;
+    let f = analytics.merchant(&day.merchant);
+    assert_eq!((f.orders, f.gmv_minor.get("EUR").copied()), (1, Some(1200)));
+    assert_eq!((f.visits_booked, f.visits_completed, f.no_shows), (2, 1, 0));
+    assert_eq!(f.no_show_rate(), Some(0.0));
+    assert_eq!((f.deliveries, f.on_time_rate()), (1, Some(1.0)));
+    assert!(f.mean_delivery_seconds().unwrap() < 60.0);
+    let areas = analytics.areas();
+    assert_eq!(areas.len(), 1, "one merchant, one area");
+    assert_eq!(
+        areas.values().next().unwrap(),
+        &f,
+        "the area adds up its merchants"
+    );
+    let today = Utc::now().date_naive();
+    assert_eq!(analytics.ranking(today, 10), vec![(day.merchant, 1200)]);
+    assert!(analytics.ranking(today.pred_opt().unwrap(), 10).is_empty());
+}

@@ -6,6 +6,10 @@
 //!   envelopes in global-position order.
 //! - [`Checkpointed`]: wraps a projection with the position it has applied,
 //!   so applying an event twice has no effect.
+//! - [`analytics`]: per merchant and per H3 area — orders, GMV, visits,
+//!   no-show and on-time rates, delivery times, a daily sales ranking.
+//! - [`supply`]: on-shift riders and open deliveries on H3 cells, for the
+//!   dispatcher and for operators.
 //! - [`views`]: what the API lists — a consumer's visits and orders, a
 //!   store's day, a rider's offers and route.
 //!
@@ -17,6 +21,8 @@
 
 #![warn(missing_docs)]
 
+pub mod analytics;
+pub mod supply;
 pub mod views;
 
 use o2ohub_events::Envelope;
