@@ -22,6 +22,15 @@ pub enum Command {
     /// Measure the hub's parts against their peers.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Fold the whole log into fresh read models (all, or the one named),
+    /// with progress and events/s, and save the snapshots the hub resumes from.
+    Rebuild {
+        /// One of: consumer_activity, store_days, rider_boards, supply, analytics.
+        name: Option<String>,
+        /// The data directory.
+        #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
     /// Inspect a data directory's event store: open it (which recovers and
     /// verifies every record) and print its head position and size on disk.
     Check {
@@ -82,6 +91,13 @@ pub async fn run(cli: Cli) -> Result<()> {
                 dir,
             })
             .await
+        }
+        Command::Rebuild { name, data_dir } => {
+            let store = crate::store::embedded::EmbeddedStore::open(&data_dir)?;
+            let result =
+                crate::rebuild::run(&store, name.as_deref(), &data_dir.join("projections")).await;
+            store.shutdown().await;
+            result
         }
         Command::Check { data_dir } => {
             use crate::store::EventStore;

@@ -11,6 +11,8 @@
 //!   the expected version, retries conflicts, and keeps idempotency.
 //! - [`runner`]: keeps read models (the `o2ohub-projections` crate) current
 //!   from the store, with snapshots so a restart resumes.
+//! - [`hub`]: the store and the read models assembled and running.
+//! - [`rebuild`]: `o2ohub rebuild`, read models folded from position 1.
 //! - [`bench`]: the `o2ohub bench` measurements.
 //! - [`cli`]: the command-line interface of the `o2ohub` binary.
 //!
@@ -21,5 +23,7 @@ pub mod bench;
 pub mod cli;
 pub mod command;
 pub mod domain;
+pub mod hub;
+pub mod rebuild;
 pub mod runner;
 pub mod store;
