@@ -43,6 +43,21 @@ pub enum Command {
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Events/s folded when every read model is rebuilt from a synthetic log.
+    Rebuild {
+        /// Approximate number of events in the synthetic log.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Print one JSON object per measurement.
+        #[arg(long)]
+        json: bool,
+        /// Seed of the synthetic day.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Scratch directory.
+        #[arg(long, default_value = "target/bench-rebuild")]
+        dir: PathBuf,
+    },
     /// Durable appends/s of the embedded store against PostgreSQL, at several concurrencies.
     Store {
         /// Client counts to measure, comma-separated.
@@ -89,6 +104,20 @@ pub async fn run(cli: Cli) -> Result<()> {
                 postgres,
                 json,
                 dir,
+            })
+            .await
+        }
+        Command::Bench(BenchCommand::Rebuild {
+            events,
+            json,
+            seed,
+            dir,
+        }) => {
+            bench::rebuild::run(bench::rebuild::RebuildBench {
+                events,
+                dir,
+                json,
+                seed,
             })
             .await
         }

@@ -2,7 +2,9 @@
 //! object per measurement with `--json`.
 //!
 //! - [`store`]: durable appends/s of the embedded store against PostgreSQL.
+//! - [`rebuild`]: events/s folded when read models are rebuilt from the log.
 //! - [`latency`]: percentile bookkeeping shared by the benches.
 
 pub mod latency;
+pub mod rebuild;
 pub mod store;

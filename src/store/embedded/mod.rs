@@ -211,9 +211,10 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         let mut out = Vec::with_capacity(located.len());
-        let mut current: Option<(Location, Vec<RecordedEvent>)> = None;
+        // Events of the record being read; taken (not cloned) as they are handed out.
+        let mut current: Option<(Location, Position, Vec<Option<RecordedEvent>>)> = None;
         for (p, at) in located {
-            if current.as_ref().is_none_or(|(l, _)| *l != at) {
+            if current.as_ref().is_none_or(|(l, _, _)| *l != at) {
                 let record = segment::read_record(
                     &segments[at.segment as usize],
                     u64::from(at.offset),
@@ -227,11 +228,20 @@ impl Inner {
                     },
                     other => other,
                 })?;
-                current = Some((at, record.events));
+                current = Some((
+                    at,
+                    record.first_position,
+                    record.events.into_iter().map(Some).collect(),
+                ));
             }
-            if let Some((_, events)) = &current {
-                if let Some(e) = events.iter().find(|e| e.position == p) {
-                    out.push(e.clone());
+            // A record's events have consecutive positions.
+            if let Some((_, first, events)) = &mut current {
+                if let Some(e) = p
+                    .checked_sub(*first)
+                    .and_then(|i| events.get_mut(i as usize))
+                    .and_then(Option::take)
+                {
+                    out.push(e);
                 }
             }
         }
