@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
 use crate::bench;
+use o2ohub_events::Role;
 
 /// o2ohub: an event-sourced O2O order and local-service hub.
 #[derive(Debug, Parser)]
@@ -19,6 +20,33 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Serve the HTTP API on the embedded store.
+    Serve {
+        /// Address to listen on.
+        #[arg(long, env = "O2OHUB_ADDR", default_value = "127.0.0.1:8080")]
+        addr: std::net::SocketAddr,
+        /// The data directory.
+        #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
+    /// Mint a bearer token for local use, signed with the configured key.
+    Token {
+        /// consumer, staff, rider or admin.
+        #[arg(long)]
+        role: String,
+        /// The subject (a consumer, staff or rider id); a new id when absent.
+        #[arg(long)]
+        subject: Option<String>,
+        /// For staff: the merchant they act for.
+        #[arg(long)]
+        merchant: Option<String>,
+        /// Hours the token is valid.
+        #[arg(long, default_value_t = 24)]
+        ttl_hours: u64,
+        /// The data directory (where a local key lives when O2OHUB_JWT_SECRET is unset).
+        #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+    },
     /// Measure the hub's parts against their peers.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -120,6 +148,35 @@ pub async fn run(cli: Cli) -> Result<()> {
                 seed,
             })
             .await
+        }
+        Command::Serve { addr, data_dir } => crate::serve::run(addr, &data_dir).await,
+        Command::Token {
+            role,
+            subject,
+            merchant,
+            ttl_hours,
+            data_dir,
+        } => {
+            let role = o2ohub_events::Role::parse(&role)
+                .filter(|r| matches!(r, Role::Consumer | Role::Staff | Role::Rider | Role::Admin))
+                .ok_or_else(|| anyhow::anyhow!("--role is one of consumer, staff, rider, admin"))?;
+            let merchant = merchant
+                .map(|m| o2ohub_events::MerchantId::parse(&m))
+                .transpose()
+                .map_err(|_| anyhow::anyhow!("--merchant is a merchant id (UUID)"))?;
+            if role == Role::Staff && merchant.is_none() {
+                anyhow::bail!("a staff token needs --merchant <merchant id>");
+            }
+            let subject = subject.unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+            let secrets = crate::secrets::Secrets::load(&data_dir)?;
+            let keys = crate::api::auth::Keys::from_secret(&secrets.jwt);
+            let principal = crate::api::auth::Principal {
+                role,
+                subject,
+                merchant,
+            };
+            println!("{}", keys.mint(&principal, ttl_hours * 3600)?);
+            Ok(())
         }
         Command::Rebuild { name, data_dir } => {
             let store = crate::store::embedded::EmbeddedStore::open(&data_dir)?;

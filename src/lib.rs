@@ -2,6 +2,9 @@
 //!
 //! # Layout
 //!
+//! - [`api`]: the HTTP API (warp): routes per audience, auth, problem+json.
+//! - [`secrets`]: the JWT and code keys.
+//! - [`serve`]: `o2ohub serve` — hub plus API with graceful shutdown.
 //! - [`store`]: the [`store::EventStore`] trait, the embedded SQLite backend
 //!   and the conformance suite every backend passes.
 //! - [`domain`]: the aggregates (`Merchant`, `Rider`, `Order`, `Visit`,
@@ -19,6 +22,7 @@
 //! The event catalogue lives in the `o2ohub-events` crate; read models in
 //! `o2ohub-projections`.
 
+pub mod api;
 pub mod bench;
 pub mod cli;
 pub mod command;
@@ -26,4 +30,6 @@ pub mod domain;
 pub mod hub;
 pub mod rebuild;
 pub mod runner;
+pub mod secrets;
+pub mod serve;
 pub mod store;

@@ -1,0 +1,172 @@
+//! Bearer JWTs (HS256): who the caller is (`sub`), in which role, and for
+//! staff which store. `o2ohub token` mints them from the same key the server
+//! checks them with.
+
+use jsonwebtoken::{decode, encode, Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use o2ohub_events::{Actor, MerchantId, Role};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use warp::{Filter, Rejection};
+
+use super::problem::Problem;
+
+/// The claims of an o2ohub token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The subject: a consumer, staff, rider or admin id.
+    pub sub: String,
+    /// The role the token grants.
+    pub role: Role,
+    /// For staff: the store they act for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merchant: Option<MerchantId>,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    /// Their role.
+    pub role: Role,
+    /// Their subject.
+    pub subject: String,
+    /// For staff: their store.
+    pub merchant: Option<MerchantId>,
+}
+
+impl Principal {
+    /// The actor recorded on the events this caller causes.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            role: self.role,
+            subject: self.subject.clone(),
+        }
+    }
+
+    /// Refuses callers whose role is not one of `roles`.
+    pub fn require(&self, roles: &[Role]) -> Result<(), Problem> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            let allowed: Vec<&str> = roles.iter().map(Role::as_str).collect();
+            Err(Problem::forbidden(format!(
+                "this route is for {}; the token's role is {}",
+                allowed.join(" or "),
+                self.role
+            )))
+        }
+    }
+
+    /// The subject parsed as a UUID-based id.
+    pub fn subject_id<T>(
+        &self,
+        parse: impl Fn(&str) -> Result<T, uuid::Error>,
+    ) -> Result<T, Problem> {
+        parse(&self.subject)
+            .map_err(|_| Problem::forbidden("the token's subject is not an id this route accepts"))
+    }
+}
+
+/// The signing and checking keys.
+#[derive(Clone)]
+pub struct Keys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+}
+
+impl Keys {
+    /// Keys from a shared secret (at least 32 bytes).
+    pub fn from_secret(secret: &[u8]) -> Self {
+        Keys {
+            encoding: EncodingKey::from_secret(secret),
+            decoding: DecodingKey::from_secret(secret),
+        }
+    }
+
+    /// Mints a token valid for `ttl_seconds`.
+    pub fn mint(
+        &self,
+        principal: &Principal,
+        ttl_seconds: u64,
+    ) -> Result<String, jsonwebtoken::errors::Error> {
+        let exp = chrono::Utc::now().timestamp().max(0) as u64 + ttl_seconds;
+        let claims = Claims {
+            sub: principal.subject.clone(),
+            role: principal.role,
+            merchant: principal.merchant,
+            exp,
+        };
+        encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+    }
+
+    /// Checks a token and returns its caller.
+    pub fn check(&self, token: &str) -> Result<Principal, Problem> {
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.leeway = 30;
+        let data = decode::<Claims>(token, &self.decoding, &validation)
+            .map_err(|e| Problem::unauthorized(format!("the bearer token is not valid: {e}")))?;
+        let c = data.claims;
+        if c.role == Role::Staff && c.merchant.is_none() {
+            return Err(Problem::unauthorized(
+                "a staff token must name its merchant",
+            ));
+        }
+        Ok(Principal {
+            role: c.role,
+            subject: c.sub,
+            merchant: c.merchant,
+        })
+    }
+}
+
+/// Extracts the caller from `Authorization: Bearer <token>`.
+pub fn principal(
+    keys: Arc<Keys>,
+) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
+        let keys = keys.clone();
+        async move {
+            let header = header.ok_or_else(|| {
+                warp::reject::custom(
+                    Problem::unauthorized(
+                        "send `Authorization: Bearer <token>`; `o2ohub token` mints one",
+                    )
+                    .field("Authorization"),
+                )
+            })?;
+            let token = header.strip_prefix("Bearer ").ok_or_else(|| {
+                warp::reject::custom(
+                    Problem::unauthorized("use the Bearer scheme").field("Authorization"),
+                )
+            })?;
+            keys.check(token.trim()).map_err(warp::reject::custom)
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minted_tokens_check_and_foreign_ones_do_not() {
+        let keys = Keys::from_secret(b"0123456789abcdef0123456789abcdef");
+        let staff = Principal {
+            role: Role::Staff,
+            subject: "s1".into(),
+            merchant: Some(MerchantId::new()),
+        };
+        let token = keys.mint(&staff, 60).unwrap();
+        let back = keys.check(&token).unwrap();
+        assert_eq!(
+            (back.role, back.subject.as_str(), back.merchant),
+            (Role::Staff, "s1", staff.merchant)
+        );
+        let other = Keys::from_secret(b"another secret, another secret!!");
+        assert!(other.check(&token).is_err());
+        assert!(keys.check("not-a-token").is_err());
+        assert!(back.require(&[Role::Admin]).is_err());
+        assert!(back.require(&[Role::Staff, Role::Admin]).is_ok());
+    }
+}

@@ -1,0 +1,97 @@
+//! The HTTP API (warp). One shape per route: parse the request into a typed
+//! command, let the aggregate decide through the command layer, map the
+//! outcome to a response; errors become problem+json in [`problem`].
+//!
+//! - [`auth`]: bearer JWTs and the caller's role and scope.
+//! - [`problem`]: RFC 9457 errors and the mapping of every error to a status.
+//! - [`request`]: JSON bodies, idempotency keys, command contexts.
+//! - [`ops`]: health, readiness and Prometheus metrics.
+//! - [`operators`], [`consumers`], [`staff`], [`riders`]: each audience's routes.
+//!
+//! **Architecture Invariant:** only `src/api` knows HTTP.
+
+pub mod auth;
+pub mod consumers;
+pub mod operators;
+pub mod ops;
+pub mod problem;
+pub mod request;
+pub mod riders;
+pub mod staff;
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use warp::{Filter, Reply};
+
+use crate::hub::Hub;
+use crate::secrets::Secrets;
+
+/// Everything a handler needs.
+pub struct AppState {
+    /// The store and read models.
+    pub hub: Hub,
+    /// Token keys.
+    pub keys: Arc<auth::Keys>,
+    /// Derives and digests one-time codes.
+    pub code_key: Vec<u8>,
+    /// Renders `/metrics`.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Which position reports became events, per rider (sampling).
+    pub positions: riders::Sampler,
+    /// Recent wrong codes per store (rate limiting).
+    pub guesses: staff::GuessLimiter,
+}
+
+/// Shared state handle.
+pub type State = Arc<AppState>;
+
+impl AppState {
+    /// State over a running hub.
+    pub fn new(
+        hub: Hub,
+        secrets: &Secrets,
+        metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    ) -> Self {
+        AppState {
+            hub,
+            keys: Arc::new(auth::Keys::from_secret(&secrets.jwt)),
+            code_key: secrets.codes.clone(),
+            metrics,
+            positions: riders::Sampler::default(),
+            guesses: staff::GuessLimiter::default(),
+        }
+    }
+}
+
+/// Passes the state into a handler.
+pub fn with_state(state: State) -> impl Filter<Extract = (State,), Error = Infallible> + Clone {
+    warp::any().map(move || state.clone())
+}
+
+/// Every route, with problem+json for every rejection and request metrics.
+pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let api = ops::routes(state.clone())
+        .or(operators::routes(state.clone()))
+        .or(consumers::routes(state.clone()))
+        .or(staff::routes(state.clone()))
+        .or(riders::routes(state));
+    api.recover(problem::recover).with(warp::log::custom(|info| {
+        let status = info.status().as_u16().to_string();
+        metrics::counter!("o2ohub_http_requests_total", "method" => info.method().to_string(), "status" => status)
+            .increment(1);
+        metrics::histogram!("o2ohub_http_request_seconds", "method" => info.method().to_string())
+            .record(info.elapsed().as_secs_f64());
+        tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "request");
+    }))
+}
+
+/// Serves until `shutdown` resolves, then drains in-flight requests.
+/// Returns the bound address and the server future.
+pub fn serve(
+    state: State,
+    addr: SocketAddr,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), warp::Error> {
+    warp::serve(routes(state)).try_bind_with_graceful_shutdown(addr, shutdown)
+}

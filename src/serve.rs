@@ -1,0 +1,79 @@
+//! `o2ohub serve`: the hub on its embedded store behind the HTTP API, until
+//! Ctrl-C or SIGTERM; then in-flight requests finish, the store is closed and
+//! read-model snapshots are saved.
+
+use anyhow::{Context, Result};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::api::{self, AppState};
+use crate::hub::{Hub, HubConfig};
+use crate::secrets::Secrets;
+
+/// Installs the Prometheus recorder once per process.
+pub fn metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
+    static HANDLE: std::sync::OnceLock<Option<metrics_exporter_prometheus::PrometheusHandle>> =
+        std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            metrics_exporter_prometheus::PrometheusBuilder::new()
+                .install_recorder()
+                .ok()
+        })
+        .clone()
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}
+
+/// Starts a hub and its API on `addr` (port 0 picks one); returns the bound
+/// address, the state, and the server future. Used by `serve`, `demo` and tests.
+pub async fn start(
+    addr: SocketAddr,
+    data_dir: &Path,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(
+    SocketAddr,
+    Arc<AppState>,
+    impl std::future::Future<Output = ()>,
+)> {
+    let secrets = Secrets::load(data_dir)?;
+    let hub = Hub::open(&HubConfig::new(data_dir.to_path_buf()))
+        .await
+        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    hub.caught_up().await?;
+    let state = Arc::new(AppState::new(hub, &secrets, metrics()));
+    let (bound, server) = api::serve(state.clone(), addr, shutdown)
+        .with_context(|| format!("cannot listen on {addr}"))?;
+    Ok((bound, state, server))
+}
+
+/// Runs `o2ohub serve`.
+pub async fn run(addr: SocketAddr, data_dir: &Path) -> Result<()> {
+    let (bound, state, server) = start(addr, data_dir, shutdown_signal()).await?;
+    let head = state.hub.store.head().await?;
+    println!(
+        "o2ohub serving on http://{bound} (data: {}, {head} events)",
+        data_dir.display()
+    );
+    println!(
+        "mint a token: o2ohub token --role admin --data-dir {}",
+        data_dir.display()
+    );
+    server.await;
+    match Arc::try_unwrap(state) {
+        Ok(state) => state.hub.shutdown().await,
+        Err(_) => tracing::warn!(
+            "state still shared at shutdown; the store closes when the process exits"
+        ),
+    }
+    Ok(())
+}
