@@ -1,0 +1,437 @@
+//! The API over a real socket: a server on port 0 on a fresh data directory,
+//! driven as clients would. Operator registers a merchant with staff and a
+//! rider; a consumer books; staff redeem and complete; a rider works a shift;
+//! and the error conventions: problem+json, 401/403/404/422, idempotent retries.
+
+use o2ohub::api::auth::{Keys, Principal};
+use o2ohub::api::AppState;
+use o2ohub_events::{MerchantId, Role};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use std::sync::Arc;
+
+struct Server {
+    base: String,
+    keys: Keys,
+    state: Arc<AppState>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    async fn start() -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let (addr, state, server) =
+            o2ohub::serve::start("127.0.0.1:0".parse().unwrap(), dir.path(), async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
+        tokio::spawn(server);
+        let secrets = o2ohub::secrets::Secrets::load(dir.path()).unwrap();
+        Server {
+            base: format!("http://{addr}"),
+            keys: Keys::from_secret(&secrets.jwt),
+            state,
+            _stop: stop,
+            _dir: dir,
+        }
+    }
+
+    fn token(&self, role: Role, subject: &str, merchant: Option<MerchantId>) -> String {
+        self.keys
+            .mint(
+                &Principal {
+                    role,
+                    subject: subject.into(),
+                    merchant,
+                },
+                600,
+            )
+            .unwrap()
+    }
+
+    async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let client = reqwest::Client::new();
+        let mut req = client.request(method.parse().unwrap(), format!("{}{path}", self.base));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let problem = resp.headers().get("content-type").is_some_and(|v| {
+            v.to_str()
+                .unwrap_or("")
+                .starts_with("application/problem+json")
+        });
+        let value: Value = resp.json().await.unwrap_or(Value::Null);
+        if status.is_client_error() || status.is_server_error() {
+            assert!(problem, "{status} without problem+json: {value}");
+        }
+        (status, value)
+    }
+}
+
+fn salon(capacity: u32) -> Value {
+    json!({
+        "name": "Lin's Salon", "category": "salon",
+        "location": {"lat": 31.2304, "lng": 121.4737},
+        "opening_hours": {"utc_offset_minutes": 0, "intervals": [
+            {"day": "mon", "open": 0, "close": 1440}, {"day": "tue", "open": 0, "close": 1440},
+            {"day": "wed", "open": 0, "close": 1440}, {"day": "thu", "open": 0, "close": 1440},
+            {"day": "fri", "open": 0, "close": 1440}, {"day": "sat", "open": 0, "close": 1440},
+            {"day": "sun", "open": 0, "close": 1440}]},
+        "services": [{"service_id": "haircut", "name": "Haircut", "duration_minutes": 30,
+                      "price": {"minor": 2500, "currency": "EUR"}, "slot_capacity": capacity}],
+        "service_area": {"kind": "radius", "meters": 3000},
+        "rating_tenths": 45
+    })
+}
+
+fn slot_in_hours(h: i64) -> String {
+    let t = chrono::Utc::now() + chrono::Duration::hours(h);
+    let t = t
+        .date_naive()
+        .and_hms_opt(chrono::Timelike::hour(&t), 0, 0)
+        .unwrap()
+        .and_utc();
+    t.to_rfc3339()
+}
+
+#[tokio::test]
+async fn operator_consumer_staff_and_rider_flows() {
+    let s = Server::start().await;
+    let admin = s.token(Role::Admin, "ops-1", None);
+
+    // Operator: a merchant, its staff, a rider.
+    let (status, body) = s
+        .call("POST", "/v1/merchants", Some(&admin), Some(salon(2)))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let merchant: MerchantId = body["merchant_id"].as_str().unwrap().parse().unwrap();
+    let (status, body) = s
+        .call(
+            "POST",
+            &format!("/v1/merchants/{merchant}/staff"),
+            Some(&admin),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let staff_id = body["staff_id"].as_str().unwrap().to_owned();
+    let staff = s.token(Role::Staff, &staff_id, Some(merchant));
+    let (status, body) = s
+        .call(
+            "POST",
+            "/v1/riders",
+            Some(&admin),
+            Some(json!({"name": "Wei", "vehicle": "scooter", "capacity": 3})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let rider = s.token(Role::Rider, body["rider_id"].as_str().unwrap(), None);
+
+    // Consumer books; the code comes back once, and the slot counts down.
+    let consumer_id = uuid::Uuid::now_v7().to_string();
+    let consumer = s.token(Role::Consumer, &consumer_id, None);
+    let booking =
+        json!({"merchant_id": merchant, "service_id": "haircut", "slot_start": slot_in_hours(1)});
+    let (status, body) = s
+        .call("POST", "/v1/visits", Some(&consumer), Some(booking.clone()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let visit = body["visit_id"].as_str().unwrap().to_owned();
+    let code = body["redemption_code"].as_str().unwrap().to_owned();
+
+    // Staff: a wrong code is refused and counted; the right one redeems.
+    let (status, body) = s
+        .call(
+            "POST",
+            &format!("/v1/visits/{visit}/redeem"),
+            Some(&staff),
+            Some(json!({"code": "0000-0000"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["field"], "code");
+    let (status, body) = s
+        .call(
+            "POST",
+            &format!("/v1/visits/{visit}/redeem"),
+            Some(&staff),
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, _) = s
+        .call(
+            "POST",
+            &format!("/v1/visits/{visit}/complete"),
+            Some(&staff),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // Staff of another store cannot redeem this store's visits.
+    let (status, body) = s
+        .call("POST", "/v1/merchants", Some(&admin), Some(salon(1)))
+        .await;
+    let other: MerchantId = body["merchant_id"].as_str().unwrap().parse().unwrap();
+    let (_, body2) = s.call("POST", "/v1/visits", Some(&consumer), Some(json!({"merchant_id": merchant, "service_id": "haircut", "slot_start": slot_in_hours(2)}))).await;
+    let stranger = s.token(Role::Staff, &uuid::Uuid::now_v7().to_string(), Some(other));
+    let (status_other, _) = s
+        .call(
+            "POST",
+            &format!("/v1/visits/{}/redeem", body2["visit_id"].as_str().unwrap()),
+            Some(&stranger),
+            Some(json!({"code": body2["redemption_code"]})),
+        )
+        .await;
+    assert_eq!(
+        (status, status_other),
+        (StatusCode::CREATED, StatusCode::FORBIDDEN)
+    );
+
+    // The read side catches up: the consumer's visits, the store's day.
+    s.state.hub.caught_up().await.unwrap();
+    let (status, body) = s.call("GET", "/v1/me/visits", Some(&consumer), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let statuses: Vec<&str> = body["visits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["completed", "booked"]);
+    let (status, body) = s
+        .call(
+            "GET",
+            &format!("/v1/stores/{merchant}/day?date={}", &slot_in_hours(1)[..10]),
+            Some(&staff),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(!body["visits"].as_array().unwrap().is_empty());
+    let (status, _) = s
+        .call(
+            "GET",
+            &format!("/v1/stores/{other}/day"),
+            Some(&staff),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "staff see only their own store"
+    );
+
+    // Rider: a shift with sampled positions.
+    let here = json!({"position": {"lat": 31.23, "lng": 121.47}});
+    assert_eq!(
+        s.call(
+            "POST",
+            "/v1/riders/me/shift/start",
+            Some(&rider),
+            Some(here)
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
+    let now = chrono::Utc::now().to_rfc3339();
+    let fixes = json!({"fixes": [{"position": {"lat": 31.2301, "lng": 121.4701}, "at": now}]});
+    let (status, body) = s
+        .call("POST", "/v1/riders/me/positions", Some(&rider), Some(fixes))
+        .await;
+    assert_eq!(
+        (status, body["recorded"].as_bool()),
+        (StatusCode::OK, Some(false)),
+        "a 15 m move is not an event"
+    );
+    let far = json!({"fixes": [{"position": {"lat": 31.24, "lng": 121.48}, "at": now}]});
+    assert_eq!(
+        s.call("POST", "/v1/riders/me/positions", Some(&rider), Some(far))
+            .await
+            .1["recorded"],
+        true
+    );
+    assert_eq!(
+        s.call("POST", "/v1/riders/me/shift/end", Some(&rider), None)
+            .await
+            .0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        s.call("POST", "/v1/riders/me/shift/end", Some(&rider), None)
+            .await
+            .0,
+        StatusCode::CONFLICT
+    );
+}
+
+#[tokio::test]
+async fn a_retried_booking_returns_the_same_visit_and_code_and_appends_nothing() {
+    let s = Server::start().await;
+    let admin = s.token(Role::Admin, "ops", None);
+    let (_, body) = s
+        .call("POST", "/v1/merchants", Some(&admin), Some(salon(3)))
+        .await;
+    let merchant = body["merchant_id"].as_str().unwrap().to_owned();
+    let consumer = s.token(Role::Consumer, &uuid::Uuid::now_v7().to_string(), None);
+    let booking =
+        json!({"merchant_id": merchant, "service_id": "haircut", "slot_start": slot_in_hours(3)});
+    let client = reqwest::Client::new();
+    let send = |b: Value| {
+        client
+            .post(format!("{}/v1/visits", s.base))
+            .bearer_auth(&consumer)
+            .header("Idempotency-Key", "booking-1")
+            .json(&b)
+            .send()
+    };
+    let first: Value = send(booking.clone()).await.unwrap().json().await.unwrap();
+    let head = s.state.hub.store.head().await.unwrap();
+    let again = send(booking.clone()).await.unwrap();
+    assert_eq!(again.status(), StatusCode::CREATED);
+    let again: Value = again.json().await.unwrap();
+    assert_eq!(first["visit_id"], again["visit_id"]);
+    assert_eq!(first["redemption_code"], again["redemption_code"]);
+    assert_eq!(
+        s.state.hub.store.head().await.unwrap(),
+        head,
+        "the retry appended nothing"
+    );
+    let mut other = booking;
+    other["slot_start"] = json!(slot_in_hours(4));
+    let reused = send(other).await.unwrap();
+    assert_eq!(
+        reused.status(),
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "same key, different request"
+    );
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_named_4xx_and_writes_nothing() {
+    let s = Server::start().await;
+    let admin = s.token(Role::Admin, "ops", None);
+    let consumer = s.token(Role::Consumer, &uuid::Uuid::now_v7().to_string(), None);
+    let head = s.state.hub.store.head().await.unwrap();
+
+    assert_eq!(
+        s.call("POST", "/v1/merchants", None, Some(salon(1)))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.call("POST", "/v1/merchants", Some("garbage"), Some(salon(1)))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.call("POST", "/v1/merchants", Some(&consumer), Some(salon(1)))
+            .await
+            .0,
+        StatusCode::FORBIDDEN
+    );
+
+    let mut bad = salon(1);
+    bad["location"]["lat"] = json!(123.0);
+    let (status, body) = s
+        .call("POST", "/v1/merchants", Some(&admin), Some(bad))
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("lat"))
+    );
+
+    let mut bad = salon(1);
+    bad["service_area"] = json!({"kind": "polygon", "ring": [
+        {"lat": 31.0, "lng": 121.0}, {"lat": 31.1, "lng": 121.1}, {"lat": 31.0, "lng": 121.1}, {"lat": 31.1, "lng": 121.0}]});
+    let (status, body) = s
+        .call("POST", "/v1/merchants", Some(&admin), Some(bad))
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("service_area.ring")),
+        "{body}"
+    );
+
+    let mut bad = salon(1);
+    bad["service_area"] = json!({"kind": "radius", "meters": 0});
+    assert_eq!(
+        s.call("POST", "/v1/merchants", Some(&admin), Some(bad))
+            .await
+            .1["field"],
+        "service_area.meters"
+    );
+
+    let (status, body) = s
+        .call(
+            "POST",
+            "/v1/merchants",
+            Some(&admin),
+            Some(json!({"name": "x"})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    let resp = reqwest::Client::new()
+        .post(format!("{}/v1/merchants", s.base))
+        .bearer_auth(&admin)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+
+    let huge = json!({"name": "x".repeat(70_000)});
+    assert_eq!(
+        s.call("POST", "/v1/merchants", Some(&admin), Some(huge))
+            .await
+            .0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+
+    let booking = json!({"merchant_id": MerchantId::new(), "service_id": "haircut", "slot_start": "2026-11-25T10:07:00Z"});
+    let (status, body) = s
+        .call("POST", "/v1/visits", Some(&consumer), Some(booking))
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("slot_start")),
+        "{body}"
+    );
+    let booking = json!({"merchant_id": MerchantId::new(), "service_id": "haircut", "slot_start": slot_in_hours(2)});
+    assert_eq!(
+        s.call("POST", "/v1/visits", Some(&consumer), Some(booking))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        s.call("GET", "/v1/nowhere", Some(&consumer), None).await.0,
+        StatusCode::NOT_FOUND
+    );
+
+    assert_eq!(
+        s.state.hub.store.head().await.unwrap(),
+        head,
+        "nothing was written"
+    );
+}
