@@ -30,6 +30,26 @@ pub(crate) enum Request {
     Shutdown(oneshot::Sender<()>),
 }
 
+/// Sends a commit to a writer thread and waits for its answer.
+pub(crate) async fn submit(
+    writer: &std::sync::mpsc::Sender<Request>,
+    commit: Commit,
+) -> Result<CommitOutcome, StoreError> {
+    let (reply, outcome) = oneshot::channel();
+    writer
+        .send(Request::Commit(commit, reply))
+        .map_err(|_| StoreError::Closed)?;
+    outcome.await.map_err(|_| StoreError::Closed)?
+}
+
+/// Asks a writer thread to finish and waits until every answer is given.
+pub(crate) async fn stop(writer: &std::sync::mpsc::Sender<Request>) {
+    let (done, wait) = oneshot::channel();
+    if writer.send(Request::Shutdown(done)).is_ok() {
+        let _ = wait.await;
+    }
+}
+
 /// Commits taken from the queue together, and a shutdown request that came
 /// after them, if any.
 pub(crate) type Group = (Vec<(Commit, Reply)>, Option<oneshot::Sender<()>>);

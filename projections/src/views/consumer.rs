@@ -57,17 +57,7 @@ impl Projection for ConsumerActivity {
         match &e.event {
             Event::Visit(VisitEvent::Booked(b)) => {
                 let activity = self.by_consumer.entry(b.consumer_id).or_default();
-                activity.visits.push(VisitSummary {
-                    visit_id: b.visit_id,
-                    consumer_id: b.consumer_id,
-                    merchant_id: b.merchant_id,
-                    service_id: b.service_id.clone(),
-                    slot: b.slot,
-                    duration_minutes: b.duration_minutes,
-                    price: b.price,
-                    status: VisitStatus::Booked,
-                    failed_redemptions: 0,
-                });
+                activity.visits.push(VisitSummary::booked(b));
                 self.owners.insert(
                     e.stream_id.clone(),
                     (b.consumer_id, activity.visits.len() - 1),
@@ -80,16 +70,7 @@ impl Projection for ConsumerActivity {
             }
             Event::Order(OrderEvent::Placed(p)) => {
                 let activity = self.by_consumer.entry(p.consumer_id).or_default();
-                activity.orders.push(OrderSummary {
-                    order_id: p.order_id,
-                    consumer_id: p.consumer_id,
-                    merchant_id: p.merchant_id,
-                    total: p.total,
-                    status: OrderStatus::Placed,
-                    placed_at: e.occurred_at,
-                    promised_by: p.promised_by,
-                    refunded: false,
-                });
+                activity.orders.push(OrderSummary::placed(p, e.occurred_at));
                 self.owners.insert(
                     e.stream_id.clone(),
                     (p.consumer_id, activity.orders.len() - 1),

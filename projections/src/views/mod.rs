@@ -47,6 +47,23 @@ pub struct VisitSummary {
     pub failed_redemptions: u32,
 }
 
+impl VisitSummary {
+    /// A visit as just booked.
+    pub fn booked(b: &o2ohub_events::VisitBooked) -> Self {
+        VisitSummary {
+            visit_id: b.visit_id,
+            consumer_id: b.consumer_id,
+            merchant_id: b.merchant_id,
+            service_id: b.service_id.clone(),
+            slot: b.slot,
+            duration_minutes: b.duration_minutes,
+            price: b.price,
+            status: VisitStatus::Booked,
+            failed_redemptions: 0,
+        }
+    }
+}
+
 /// Where an order stands, as the read side shows it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -98,4 +115,20 @@ pub struct OrderSummary {
     pub promised_by: chrono::DateTime<chrono::Utc>,
     /// Whether the payment was refunded.
     pub refunded: bool,
+}
+
+impl OrderSummary {
+    /// An order as just placed at `at`.
+    pub fn placed(p: &o2ohub_events::OrderPlaced, at: chrono::DateTime<chrono::Utc>) -> Self {
+        OrderSummary {
+            order_id: p.order_id,
+            consumer_id: p.consumer_id,
+            merchant_id: p.merchant_id,
+            total: p.total,
+            status: OrderStatus::Placed,
+            placed_at: at,
+            promised_by: p.promised_by,
+            refunded: false,
+        }
+    }
 }

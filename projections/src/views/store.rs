@@ -5,7 +5,7 @@ use o2ohub_events::{Envelope, Event, MerchantEvent, MerchantId, OrderEvent, Visi
 use std::collections::{BTreeMap, HashMap};
 
 use super::consumer::{apply_order, apply_visit};
-use super::{OrderStatus, OrderSummary, VisitStatus, VisitSummary};
+use super::{OrderSummary, VisitStatus, VisitSummary};
 use crate::Projection;
 
 /// Visits and orders per store.
@@ -113,20 +113,11 @@ impl Projection for StoreDays {
             }
             Event::Visit(VisitEvent::Booked(b)) => {
                 self.owners.insert(e.stream_id.clone(), b.merchant_id);
-                self.stores.entry(b.merchant_id).or_default().visits.insert(
-                    e.stream_id.clone(),
-                    VisitSummary {
-                        visit_id: b.visit_id,
-                        consumer_id: b.consumer_id,
-                        merchant_id: b.merchant_id,
-                        service_id: b.service_id.clone(),
-                        slot: b.slot,
-                        duration_minutes: b.duration_minutes,
-                        price: b.price,
-                        status: VisitStatus::Booked,
-                        failed_redemptions: 0,
-                    },
-                );
+                self.stores
+                    .entry(b.merchant_id)
+                    .or_default()
+                    .visits
+                    .insert(e.stream_id.clone(), VisitSummary::booked(b));
             }
             Event::Visit(v) => {
                 let store = self
@@ -139,19 +130,11 @@ impl Projection for StoreDays {
             }
             Event::Order(OrderEvent::Placed(p)) => {
                 self.owners.insert(e.stream_id.clone(), p.merchant_id);
-                self.stores.entry(p.merchant_id).or_default().orders.insert(
-                    e.stream_id.clone(),
-                    OrderSummary {
-                        order_id: p.order_id,
-                        consumer_id: p.consumer_id,
-                        merchant_id: p.merchant_id,
-                        total: p.total,
-                        status: OrderStatus::Placed,
-                        placed_at: e.occurred_at,
-                        promised_by: p.promised_by,
-                        refunded: false,
-                    },
-                );
+                self.stores
+                    .entry(p.merchant_id)
+                    .or_default()
+                    .orders
+                    .insert(e.stream_id.clone(), OrderSummary::placed(p, e.occurred_at));
             }
             Event::Order(o) => {
                 let store = self

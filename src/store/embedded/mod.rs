@@ -27,7 +27,6 @@ use std::fs::File;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, RwLock};
-use tokio::sync::oneshot;
 
 use self::index::{Index, Location};
 use self::segment::{Preparer, Segment};
@@ -164,10 +163,7 @@ impl EmbeddedStore {
     /// Finishes queued writes and stops the writer; later writes fail with
     /// [`StoreError::Closed`].
     pub async fn shutdown(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.inner.writer.send(Request::Shutdown(done)).is_ok() {
-            let _ = wait.await;
-        }
+        super::group::stop(&self.inner.writer).await;
     }
 
     /// Reads the events at `positions` (ascending), from memory when recent,
@@ -274,12 +270,7 @@ impl EventStore for EmbeddedStore {
                 self.inner.max_record
             )));
         }
-        let (reply, outcome) = oneshot::channel();
-        self.inner
-            .writer
-            .send(Request::Commit(commit, reply))
-            .map_err(|_| StoreError::Closed)?;
-        outcome.await.map_err(|_| StoreError::Closed)?
+        super::group::submit(&self.inner.writer, commit).await
     }
 
     async fn read_stream(

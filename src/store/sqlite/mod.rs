@@ -19,7 +19,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
-use tokio::sync::oneshot;
 
 use self::writer::Writer;
 use super::group::Request;
@@ -95,10 +94,7 @@ impl SqliteStore {
     /// Finishes queued writes, folds the WAL into the main file and stops the
     /// writer; later writes fail with [`StoreError::Closed`].
     pub async fn shutdown(&self) {
-        let (done, wait) = oneshot::channel();
-        if self.inner.writer.send(Request::Shutdown(done)).is_ok() {
-            let _ = wait.await;
-        }
+        super::group::stop(&self.inner.writer).await;
     }
 
     /// Runs `f` on a pooled reader connection on the blocking pool.
@@ -158,12 +154,7 @@ fn collect_events(
 #[async_trait]
 impl EventStore for SqliteStore {
     async fn commit(&self, commit: Commit) -> Result<CommitOutcome, StoreError> {
-        let (reply, outcome) = oneshot::channel();
-        self.inner
-            .writer
-            .send(Request::Commit(commit, reply))
-            .map_err(|_| StoreError::Closed)?;
-        outcome.await.map_err(|_| StoreError::Closed)?
+        super::group::submit(&self.inner.writer, commit).await
     }
 
     async fn read_stream(
