@@ -71,6 +71,31 @@ pub enum Command {
 /// The benchmarks.
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Merchant search on a 100k-merchant city: in-process, over HTTP against
+    /// `o2ohub serve`, and Redis GEOSEARCH on the same queries.
+    Geo {
+        /// Merchants in the synthetic city.
+        #[arg(long, default_value_t = 100_000)]
+        merchants: usize,
+        /// Queries per target.
+        #[arg(long, default_value_t = 100_000)]
+        queries: usize,
+        /// Concurrent clients for the HTTP and Redis targets.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Print one JSON object per measurement.
+        #[arg(long)]
+        json: bool,
+        /// Skip the Redis target.
+        #[arg(long)]
+        no_redis: bool,
+        /// Skip the HTTP target.
+        #[arg(long)]
+        no_http: bool,
+        /// Seed of the city and the queries.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
     /// Events/s folded when every read model is rebuilt from a synthetic log.
     Rebuild {
         /// Approximate number of events in the synthetic log.
@@ -134,6 +159,29 @@ pub async fn run(cli: Cli) -> Result<()> {
                 dir,
             })
             .await
+        }
+        Command::Bench(BenchCommand::Geo {
+            merchants,
+            queries,
+            concurrency,
+            json,
+            no_redis,
+            no_http,
+            seed,
+        }) => {
+            if merchants == 0 || queries == 0 || concurrency == 0 {
+                anyhow::bail!("--merchants, --queries and --concurrency must be positive");
+            }
+            let opts = bench::geo::GeoBench {
+                merchants,
+                queries,
+                concurrency,
+                json,
+                redis: !no_redis,
+                http: !no_http,
+                seed,
+            };
+            bench::geo::run(opts).await
         }
         Command::Bench(BenchCommand::Rebuild {
             events,

@@ -3,6 +3,7 @@
 //! `demo` and the tests start one of these.
 
 use o2ohub_projections::analytics::Analytics;
+use o2ohub_projections::search::MerchantSearch;
 use o2ohub_projections::supply::Supply;
 use o2ohub_projections::views::consumer::ConsumerActivity;
 use o2ohub_projections::views::rider::RiderBoards;
@@ -58,6 +59,8 @@ pub struct ReadModels {
     pub supply: Shared<Supply>,
     /// Analytics per merchant and area.
     pub analytics: Shared<Analytics>,
+    /// Merchants by service area on H3 cells, with slot availability.
+    pub search: Shared<MerchantSearch>,
 }
 
 impl ReadModels {
@@ -133,6 +136,7 @@ impl Hub {
             riders: start(&store, RiderBoards::default(), &snapshots, &mut runners),
             supply: start(&store, Supply::default(), &snapshots, &mut runners),
             analytics: start(&store, Analytics::default(), &snapshots, &mut runners),
+            search: start(&store, MerchantSearch::new(), &snapshots, &mut runners),
         };
         Ok(Hub {
             store,

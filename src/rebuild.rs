@@ -5,6 +5,7 @@
 use anyhow::{bail, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use o2ohub_projections::analytics::Analytics;
+use o2ohub_projections::search::MerchantSearch;
 use o2ohub_projections::supply::Supply;
 use o2ohub_projections::views::consumer::ConsumerActivity;
 use o2ohub_projections::views::rider::RiderBoards;
@@ -103,6 +104,9 @@ pub async fn run(store: &dyn EventStore, name: Option<&str>, snapshots: &Path) -
                 rebuild_one(store, RiderBoards::default(), Some(snapshots), true).await?
             }
             "supply" => rebuild_one(store, Supply::default(), Some(snapshots), true).await?,
+            "merchant_search" => {
+                rebuild_one(store, MerchantSearch::new(), Some(snapshots), true).await?
+            }
             _ => rebuild_one(store, Analytics::default(), Some(snapshots), true).await?,
         };
         println!(

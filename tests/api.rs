@@ -435,3 +435,98 @@ async fn bad_input_gets_a_named_4xx_and_writes_nothing() {
         "nothing was written"
     );
 }
+
+#[tokio::test]
+async fn consumers_find_merchants_and_free_slots() {
+    let s = Server::start().await;
+    let admin = s.token(Role::Admin, "ops", None);
+    let consumer = s.token(Role::Consumer, &uuid::Uuid::now_v7().to_string(), None);
+    let (_, body) = s
+        .call("POST", "/v1/merchants", Some(&admin), Some(salon(1)))
+        .await;
+    let merchant = body["merchant_id"].as_str().unwrap().to_owned();
+    let mut far = salon(1);
+    far["location"] = json!({"lat": 31.30, "lng": 121.60});
+    s.call("POST", "/v1/merchants", Some(&admin), Some(far))
+        .await;
+    s.state.hub.caught_up().await.unwrap();
+
+    let near_me = "/v1/merchants/search?category=salon&lat=31.2310&lng=121.4740&k=5";
+    let (status, body) = s.call("GET", near_me, Some(&consumer), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let found: Vec<&str> = body["merchants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["merchant_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        found,
+        vec![merchant.as_str()],
+        "only the salon whose 3 km area covers the point"
+    );
+
+    // One seat per slot: booking it removes the slot from the free list.
+    let slot = slot_in_hours(2);
+    let slots = format!(
+        "/v1/merchants/{merchant}/slots?service_id=haircut&from={}&to={}",
+        urlencode(&slot),
+        urlencode(&slot)
+    );
+    let (status, body) = s.call("GET", &slots, Some(&consumer), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["slots"].as_array().unwrap().len(), 1);
+    let booking = json!({"merchant_id": merchant, "service_id": "haircut", "slot_start": slot});
+    assert_eq!(
+        s.call("POST", "/v1/visits", Some(&consumer), Some(booking))
+            .await
+            .0,
+        StatusCode::CREATED
+    );
+    s.state.hub.caught_up().await.unwrap();
+    assert!(
+        s.call("GET", &slots, Some(&consumer), None).await.1["slots"]
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+
+    for (query, field) in [
+        ("category=spa&lat=31.2&lng=121.4", "category"),
+        ("category=salon&lat=95&lng=121.4", "lat"),
+        ("category=salon&lat=31.2&lng=121.4&k=0", "k"),
+        (
+            "category=salon&lat=31.2&lng=121.4&max_distance_m=-1",
+            "max_distance_m",
+        ),
+    ] {
+        let (status, body) = s
+            .call(
+                "GET",
+                &format!("/v1/merchants/search?{query}"),
+                Some(&consumer),
+                None,
+            )
+            .await;
+        assert_eq!(
+            (status, body["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{query}: {body}"
+        );
+    }
+    assert_eq!(
+        s.call(
+            "GET",
+            "/v1/merchants/search?category=salon",
+            Some(&consumer),
+            None
+        )
+        .await
+        .0,
+        StatusCode::BAD_REQUEST
+    );
+}
+
+fn urlencode(s: &str) -> String {
+    s.replace('+', "%2B").replace(':', "%3A")
+}

@@ -27,7 +27,7 @@ fn event(n: u64) -> NewEvent {
             occurred_at: chrono::DateTime::from_timestamp_micros(1_764_000_000_000_000 + n as i64)
                 .unwrap(),
             correlation_id: uuid::Uuid::now_v7(),
-            causation_id: (n % 2 == 0).then(uuid::Uuid::now_v7),
+            causation_id: n.is_multiple_of(2).then(uuid::Uuid::now_v7),
             actor: o2ohub_events::Actor::system("log-test"),
         },
     }

@@ -19,7 +19,10 @@ pub struct SlotStart(DateTime<Utc>);
 impl SlotStart {
     /// Accepts an instant on the 15-minute grid with zero seconds.
     pub fn parse(at: DateTime<Utc>) -> Result<Self, ValueError> {
-        if at.second() != 0 || at.nanosecond() != 0 || at.minute() % SLOT_GRID_MINUTES != 0 {
+        if at.second() != 0
+            || at.nanosecond() != 0
+            || !at.minute().is_multiple_of(SLOT_GRID_MINUTES)
+        {
             return Err(ValueError::new(
                 "slot_start",
                 "a slot starts on a 15-minute boundary (hh:00, :15, :30, :45) with zero seconds",

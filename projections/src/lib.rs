@@ -8,6 +8,9 @@
 //!   so applying an event twice has no effect.
 //! - [`analytics`]: per merchant and per H3 area — orders, GMV, visits,
 //!   no-show and on-time rates, delivery times, a daily sales ranking.
+//! - [`search`]: the merchant search — merchants by service area on H3
+//!   cells, "who serves P, open at T, with a free slot, nearest first",
+//!   and each merchant's free slots.
 //! - [`supply`]: on-shift riders and open deliveries on H3 cells, for the
 //!   dispatcher and for operators.
 //! - [`views`]: what the API lists — a consumer's visits and orders, a
@@ -22,6 +25,7 @@
 #![warn(missing_docs)]
 
 pub mod analytics;
+pub mod search;
 pub mod supply;
 pub mod views;
 

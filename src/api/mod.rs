@@ -6,12 +6,14 @@
 //! - [`problem`]: RFC 9457 errors and the mapping of every error to a status.
 //! - [`request`]: JSON bodies, idempotency keys, command contexts.
 //! - [`ops`]: health, readiness and Prometheus metrics.
+//! - [`discovery`]: merchant search and free slots, from the search read model.
 //! - [`operators`], [`consumers`], [`staff`], [`riders`]: each audience's routes.
 //!
 //! **Architecture Invariant:** only `src/api` knows HTTP.
 
 pub mod auth;
 pub mod consumers;
+pub mod discovery;
 pub mod operators;
 pub mod ops;
 pub mod problem;
@@ -72,6 +74,7 @@ pub fn with_state(state: State) -> impl Filter<Extract = (State,), Error = Infal
 /// Every route, with problem+json for every rejection and request metrics.
 pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
     let api = ops::routes(state.clone())
+        .or(discovery::routes(state.clone()))
         .or(operators::routes(state.clone()))
         .or(consumers::routes(state.clone()))
         .or(staff::routes(state.clone()))

@@ -2,9 +2,11 @@
 //! object per measurement with `--json`.
 //!
 //! - [`store`]: durable appends/s of the embedded store against PostgreSQL.
+//! - [`geo`]: the merchant search on a 100k-merchant city against Redis GEOSEARCH.
 //! - [`rebuild`]: events/s folded when read models are rebuilt from the log.
 //! - [`latency`]: percentile bookkeeping shared by the benches.
 
+pub mod geo;
 pub mod latency;
 pub mod rebuild;
 pub mod store;

@@ -14,6 +14,7 @@ use crate::rebuild::{rebuild_one, Rebuilt};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{Commit, EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamWrite};
 use o2ohub_projections::analytics::Analytics;
+use o2ohub_projections::search::MerchantSearch;
 use o2ohub_projections::supply::Supply;
 use o2ohub_projections::views::consumer::ConsumerActivity;
 use o2ohub_projections::views::rider::RiderBoards;
@@ -295,6 +296,10 @@ pub async fn run(opts: RebuildBench) -> Result<()> {
         (
             "analytics",
             rebuild_one(&store, Analytics::default(), None, show).await?,
+        ),
+        (
+            "merchant_search",
+            rebuild_one(&store, MerchantSearch::new(), None, show).await?,
         ),
     ];
     store.shutdown().await;

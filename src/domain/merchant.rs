@@ -109,7 +109,7 @@ pub fn validate_profile(p: &MerchantProfile) -> Result<(), DomainError> {
             ));
         }
         if s.duration_minutes == 0
-            || s.duration_minutes % SLOT_GRID_MINUTES != 0
+            || !s.duration_minutes.is_multiple_of(SLOT_GRID_MINUTES)
             || s.duration_minutes > 24 * 60
         {
             return Err(DomainError::invalid(

@@ -56,16 +56,14 @@ impl StoreDays {
             .filter(|v| (v.slot.at() + offset).date_naive() == date)
             .cloned()
             .collect();
-        day.visits
-            .sort_by(|a, b| (a.slot, a.visit_id).cmp(&(b.slot, b.visit_id)));
+        day.visits.sort_by_key(|v| (v.slot, v.visit_id));
         day.open_orders = store
             .orders
             .values()
             .filter(|o| o.status.is_open())
             .cloned()
             .collect();
-        day.open_orders
-            .sort_by(|a, b| (a.placed_at, a.order_id).cmp(&(b.placed_at, b.order_id)));
+        day.open_orders.sort_by_key(|o| (o.placed_at, o.order_id));
         day
     }
 

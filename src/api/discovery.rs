@@ -1,0 +1,147 @@
+//! Finding merchants (any signed-in caller): "who of category C serves this
+//! point, open at T, with a free slot, nearest first" from the merchant
+//! search read model, and a merchant's free slots.
+
+use chrono::{DateTime, Utc};
+use o2ohub_events::{Category, LatLng, MerchantId, ValueError};
+use o2ohub_projections::search::{SearchQuery, SlotWindow};
+use serde::Deserialize;
+use serde_json::json;
+use warp::{Filter, Rejection, Reply};
+
+use super::auth::{principal, Principal};
+use super::problem::Problem;
+use super::{with_state, State};
+
+/// Query of `GET /v1/merchants/search`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchParams {
+    /// food_delivery, salon, repair, cleaning or restaurant.
+    pub category: String,
+    /// Where, latitude.
+    pub lat: f64,
+    /// Where, longitude.
+    pub lng: f64,
+    /// Open at (RFC 3339; default now).
+    pub at: Option<DateTime<Utc>>,
+    /// How many (1..=100, default 20).
+    pub k: Option<usize>,
+    /// Only within this distance, metres.
+    pub max_distance_m: Option<f64>,
+    /// With a free slot starting at or after this.
+    pub from: Option<DateTime<Utc>>,
+    /// … and at or before this.
+    pub to: Option<DateTime<Utc>>,
+}
+
+/// Query of `GET /v1/merchants/{id}/slots`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotParams {
+    /// The service.
+    pub service_id: String,
+    /// Slots starting at or after this.
+    pub from: DateTime<Utc>,
+    /// … and at or before this (at most 7 days after `from`).
+    pub to: DateTime<Utc>,
+}
+
+fn window(
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+) -> Result<Option<SlotWindow>, Problem> {
+    match (from, to) {
+        (None, None) => Ok(None),
+        (Some(f), Some(t)) => Ok(Some(SlotWindow::new(f, t)?)),
+        (None, Some(_)) => Err(ValueError::new("from", "give both from and to, or neither").into()),
+        (Some(_), None) => Err(ValueError::new("to", "give both from and to, or neither").into()),
+    }
+}
+
+fn search_query(p: SearchParams) -> Result<SearchQuery, Problem> {
+    let category = Category::parse(&p.category).ok_or_else(|| {
+        Problem::from(ValueError::new(
+            "category",
+            "one of food_delivery, salon, repair, cleaning, restaurant",
+        ))
+    })?;
+    let point = LatLng::parse(p.lat, p.lng)?;
+    let query = SearchQuery::new(
+        category,
+        point,
+        p.at.unwrap_or_else(Utc::now),
+        p.k.unwrap_or(20),
+        p.max_distance_m,
+        window(p.from, p.to)?,
+    )?;
+    Ok(query)
+}
+
+/// Discovery routes.
+pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+    let auth = principal(state.keys.clone());
+    let search = warp::path!("v1" / "merchants" / "search")
+        .and(warp::get())
+        .and(auth.clone())
+        .and(warp::query::<SearchParams>())
+        .and(with_state(state.clone()))
+        .and_then(|_p: Principal, params: SearchParams, s: State| async move {
+            let query = search_query(params).map_err(warp::reject::custom)?;
+            let model = s.hub.read.search.read().unwrap_or_else(|e| e.into_inner());
+            let merchants: Vec<_> = model
+                .model
+                .search(&query)
+                .into_iter()
+                .map(|hit| {
+                    let listing = model.model.merchant(hit.merchant_id);
+                    json!({
+                        "merchant_id": hit.merchant_id,
+                        "name": listing.as_ref().map(|l| l.profile.name.as_str()),
+                        "location": listing.as_ref().map(|l| l.profile.location),
+                        "distance_m": hit.distance_m.round(),
+                        "rating_tenths": hit.rating_tenths,
+                        "load": hit.load,
+                    })
+                })
+                .collect();
+            Ok::<_, Rejection>(warp::reply::json(&json!({ "merchants": merchants })))
+        });
+    let slots = warp::path!("v1" / "merchants" / MerchantId / "slots")
+        .and(warp::get())
+        .and(auth)
+        .and(warp::query::<SlotParams>())
+        .and(with_state(state))
+        .and_then(
+            |id: MerchantId, _p: Principal, q: SlotParams, s: State| async move {
+                let window = SlotWindow::new(q.from, q.to)
+                    .map_err(|e| warp::reject::custom(Problem::from(e)))?;
+                let model = s.hub.read.search.read().unwrap_or_else(|e| e.into_inner());
+                let listing = model
+                    .model
+                    .merchant(id)
+                    .ok_or_else(|| warp::reject::custom(Problem::not_found("no such merchant")))?;
+                if !listing
+                    .profile
+                    .services
+                    .iter()
+                    .any(|sv| sv.service_id == q.service_id)
+                {
+                    return Err(warp::reject::custom(Problem::from(ValueError::new(
+                        "service_id",
+                        "the merchant offers no such service",
+                    ))));
+                }
+                let free: Vec<_> = model
+                    .model
+                    .free_slots(id, &q.service_id, &window)
+                    .into_iter()
+                    .map(|(start, seats)| json!({"slot_start": start, "free_seats": seats}))
+                    .collect();
+                Ok::<_, Rejection>(warp::reply::json(
+                    &json!({ "merchant_id": id, "service_id": q.service_id, "slots": free }),
+                ))
+            },
+        );
+    search.or(slots)
+}
