@@ -480,3 +480,59 @@ pub async fn reschedule_visit(
         attempts: MAX_ATTEMPTS,
     })
 }
+
+/// Marks an order ready and puts its delivery in the dispatch pool, in one
+/// commit: a ready order is never left without a delivery.
+pub async fn ready_for_pickup(
+    store: &dyn EventStore,
+    order_id: o2ohub_events::OrderId,
+    delivery_id: o2ohub_events::DeliveryId,
+    ctx: &CommandContext,
+) -> Result<Executed, CommandError> {
+    use crate::domain::delivery::{Delivery, DeliveryCommand};
+    use crate::domain::order::{Order, OrderCommand};
+    if let Some(done) = replay(store, ctx).await? {
+        return Ok(done);
+    }
+    let order_stream = order_id.stream();
+    for _ in 0..MAX_ATTEMPTS {
+        let (order, order_version) = load::<Order>(store, &order_stream).await?;
+        let ready = order.decide(&OrderCommand::MarkReady, ctx.now)?;
+        let Order::Placed(o) = &order else {
+            return Err(DomainError::NotFound {
+                aggregate: Order::NAME,
+            }
+            .into());
+        };
+        let (merchant, _) = load::<Merchant>(store, &o.placed.merchant_id.stream()).await?;
+        let m = merchant.registered().ok_or(DomainError::NotFound {
+            aggregate: Merchant::NAME,
+        })?;
+        let (delivery, delivery_version) = load::<Delivery>(store, &delivery_id.stream()).await?;
+        let request = o2ohub_events::DeliveryRequested {
+            delivery_id,
+            order_id,
+            merchant_id: o.placed.merchant_id,
+            pickup: m.profile.location,
+            drop_off: o.placed.drop_off,
+            ready_at: ctx.now,
+            deadline: o
+                .placed
+                .promised_by
+                .max(ctx.now + chrono::Duration::minutes(1)),
+            load: 1,
+        };
+        let requested = delivery.decide(&DeliveryCommand::Request(Box::new(request)), ctx.now)?;
+        let plan = vec![
+            Planned::new::<Order>(order_stream.clone(), order_version, ready),
+            Planned::new::<Delivery>(delivery_id.stream(), delivery_version, requested),
+        ];
+        if let Some(done) = commit(store, plan, ctx).await? {
+            return Ok(done);
+        }
+    }
+    Err(CommandError::Contended {
+        stream: order_stream,
+        attempts: MAX_ATTEMPTS,
+    })
+}

@@ -5,6 +5,7 @@
 //! - [`api`]: the HTTP API (warp): routes per audience, auth, problem+json.
 //! - [`secrets`]: the JWT and code keys.
 //! - [`serve`]: `o2ohub serve` — hub plus API with graceful shutdown.
+//! - [`vault`]: consumer PII sealed with per-consumer keys; erasure deletes the key.
 //! - [`store`]: the [`store::EventStore`] trait, the embedded SQLite backend
 //!   and the conformance suite every backend passes.
 //! - [`domain`]: the aggregates (`Merchant`, `Rider`, `Order`, `Visit`,
@@ -33,3 +34,4 @@ pub mod runner;
 pub mod secrets;
 pub mod serve;
 pub mod store;
+pub mod vault;

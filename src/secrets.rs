@@ -17,6 +17,10 @@ pub struct Secrets {
     pub jwt: Vec<u8>,
     /// Derives redemption and hand-over codes and keys their digests.
     pub codes: Vec<u8>,
+    /// Wraps the per-consumer PII keys in the vault.
+    pub pii_master: Vec<u8>,
+    /// Signs the payment provider's callbacks.
+    pub payments: Vec<u8>,
 }
 
 impl Secrets {
@@ -25,6 +29,14 @@ impl Secrets {
         Ok(Secrets {
             jwt: secret("O2OHUB_JWT_SECRET", &data_dir.join("secrets/jwt.key"))?,
             codes: secret("O2OHUB_CODE_KEY", &data_dir.join("secrets/codes.key"))?,
+            pii_master: secret(
+                "O2OHUB_PII_MASTER_KEY",
+                &data_dir.join("secrets/pii-master.key"),
+            )?,
+            payments: secret(
+                "O2OHUB_PAYMENT_SECRET",
+                &data_dir.join("secrets/payments.key"),
+            )?,
         })
     }
 }

@@ -50,7 +50,8 @@ pub async fn start(
         .await
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     hub.caught_up().await?;
-    let state = Arc::new(AppState::new(hub, &secrets, metrics()));
+    let vault = crate::vault::Vault::open(data_dir, &secrets.pii_master)?;
+    let state = Arc::new(AppState::new(hub, &secrets, vault, metrics()));
     let (bound, server) = api::serve(state.clone(), addr, shutdown)
         .with_context(|| format!("cannot listen on {addr}"))?;
     Ok((bound, state, server))

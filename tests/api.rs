@@ -13,6 +13,8 @@ use std::sync::Arc;
 struct Server {
     base: String,
     keys: Keys,
+    payments: Vec<u8>,
+    dir: std::path::PathBuf,
     state: Arc<AppState>,
     _stop: tokio::sync::oneshot::Sender<()>,
     _dir: tempfile::TempDir,
@@ -33,6 +35,8 @@ impl Server {
         Server {
             base: format!("http://{addr}"),
             keys: Keys::from_secret(&secrets.jwt),
+            payments: secrets.payments.clone(),
+            dir: dir.path().to_path_buf(),
             state,
             _stop: stop,
             _dir: dir,
@@ -529,4 +533,168 @@ async fn consumers_find_merchants_and_free_slots() {
 
 fn urlencode(s: &str) -> String {
     s.replace('+', "%2B").replace(':', "%3A")
+}
+
+/// Every byte under `dir` (the log, snapshots, the vault).
+fn all_bytes(dir: &std::path::Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(all_bytes(&path));
+        } else {
+            out.extend(std::fs::read(&path).unwrap());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn an_order_is_paid_through_the_signed_webhook_made_ready_and_its_contact_erased() {
+    let s = Server::start().await;
+    let admin = s.token(Role::Admin, "ops", None);
+    let (_, body) = s
+        .call("POST", "/v1/merchants", Some(&admin), Some(salon(1)))
+        .await;
+    let merchant: MerchantId = body["merchant_id"].as_str().unwrap().parse().unwrap();
+    let staff = s.token(
+        Role::Staff,
+        &uuid::Uuid::now_v7().to_string(),
+        Some(merchant),
+    );
+    let consumer = s.token(Role::Consumer, &uuid::Uuid::now_v7().to_string(), None);
+    let phone = "+8613912345678";
+    let order = json!({
+        "merchant_id": merchant,
+        "lines": [{"sku": "noodles", "quantity": 2, "unit_price": {"minor": 1800, "currency": "CNY"}}],
+        "drop_off": {"lat": 31.235, "lng": 121.48},
+        "contact": {"name": "Mei", "phone": phone, "address": "Room 1203, 88 Century Avenue"}
+    });
+    let (status, body) = s
+        .call("POST", "/v1/orders", Some(&consumer), Some(order.clone()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["order_id"].as_str().unwrap().to_owned();
+    assert_eq!(body["total"]["minor"], 3600);
+    assert!(body["handover_code"].as_str().unwrap().len() == 9);
+
+    // The payment provider's callback: a bad signature, a replay, then the real one (twice).
+    let callback = json!({"order_id": id, "payment_ref": "pay_123", "amount": {"minor": 3600, "currency": "CNY"}}).to_string();
+    let client = reqwest::Client::new();
+    let post = |sig: String| {
+        client
+            .post(format!("{}/v1/payments/webhook", s.base))
+            .header("O2O-Signature", sig)
+            .body(callback.clone())
+            .send()
+    };
+    let now = chrono::Utc::now().timestamp();
+    let forged = o2ohub::api::payments::sign(b"not the secret", now, callback.as_bytes());
+    assert_eq!(
+        post(forged).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let stale = o2ohub::api::payments::sign(&s.payments, now - 3600, callback.as_bytes());
+    assert_eq!(
+        post(stale).await.unwrap().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let good = o2ohub::api::payments::sign(&s.payments, now, callback.as_bytes());
+    assert_eq!(post(good.clone()).await.unwrap().status(), StatusCode::OK);
+    let head = s.state.hub.store.head().await.unwrap();
+    let again: Value = post(good).await.unwrap().json().await.unwrap();
+    assert_eq!(again["replayed"], true);
+    assert_eq!(
+        s.state.hub.store.head().await.unwrap(),
+        head,
+        "a retried callback changes nothing"
+    );
+
+    // The store accepts and marks it ready: a delivery enters the pool.
+    let ready_by = (chrono::Utc::now() + chrono::Duration::minutes(15)).to_rfc3339();
+    let (status, body) = s
+        .call(
+            "POST",
+            &format!("/v1/orders/{id}/accept"),
+            Some(&staff),
+            Some(json!({"ready_by": ready_by})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s
+        .call(
+            "POST",
+            &format!("/v1/orders/{id}/ready"),
+            Some(&staff),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["delivery_id"].is_string());
+    s.state.hub.caught_up().await.unwrap();
+    assert_eq!(
+        s.state
+            .hub
+            .read
+            .supply
+            .read()
+            .unwrap()
+            .model
+            .open_deliveries()
+            .len(),
+        1
+    );
+    let other_consumer = s.token(Role::Consumer, &uuid::Uuid::now_v7().to_string(), None);
+    assert_eq!(
+        s.call(
+            "GET",
+            &format!("/v1/orders/{id}"),
+            Some(&other_consumer),
+            None
+        )
+        .await
+        .0,
+        StatusCode::FORBIDDEN
+    );
+
+    // The contact reads back until erasure; the phone number is nowhere on disk in the clear.
+    let (_, body) = s
+        .call("GET", &format!("/v1/orders/{id}"), Some(&consumer), None)
+        .await;
+    assert_eq!(body["contact"]["phone"], phone);
+    assert!(
+        !all_bytes(&s.dir)
+            .windows(phone.len())
+            .any(|w| w == phone.as_bytes()),
+        "PII in the clear on disk"
+    );
+    assert!(!all_bytes(&s.dir).windows(11).any(|w| w == b"13912345678"));
+    assert_eq!(
+        s.call("DELETE", "/v1/me", Some(&consumer), None).await.0,
+        StatusCode::OK
+    );
+    let (_, body) = s
+        .call("GET", &format!("/v1/orders/{id}"), Some(&consumer), None)
+        .await;
+    assert_eq!(body["contact"], "erased");
+    assert_eq!(body["status"], "ready", "the events stay");
+
+    // Bad input on orders: a phone that is not E.164, an unknown merchant.
+    let mut bad = order.clone();
+    bad["contact"]["phone"] = json!("13912345678");
+    let (status, body) = s
+        .call("POST", "/v1/orders", Some(&consumer), Some(bad))
+        .await;
+    assert_eq!(
+        (status, body["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("contact.phone"))
+    );
+    let mut bad = order;
+    bad["merchant_id"] = json!(MerchantId::new());
+    assert_eq!(
+        s.call("POST", "/v1/orders", Some(&consumer), Some(bad))
+            .await
+            .0,
+        StatusCode::NOT_FOUND
+    );
 }

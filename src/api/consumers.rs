@@ -74,6 +74,7 @@ async fn own_visit(s: &State, p: &Principal, id: VisitId) -> Result<(), Rejectio
 /// Consumer routes.
 pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let auth = principal(state.keys.clone());
+    let (state_keys, state_for_erase) = (state.keys.clone(), state.clone());
     let book = warp::path!("v1" / "visits")
         .and(warp::post())
         .and(auth.clone())
@@ -154,7 +155,29 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
                 .of(&me);
             Ok::<_, Rejection>(warp::reply::json(&json!({ "orders": activity.orders })))
         });
-    book.or(reschedule).or(cancel).or(mine).or(my_orders)
+    let erase = warp::path!("v1" / "me")
+        .and(warp::delete())
+        .and(principal(state_keys.clone()))
+        .and(with_state(state_for_erase))
+        .and_then(|p: Principal, s: State| async move {
+            let me = consumer(&p)?;
+            let erased = s.vault.erase(&me).map_err(|e| {
+                tracing::error!(error = %e, "vault failure during erasure");
+                warp::reject::custom(Problem::internal(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the PII vault is unavailable",
+                ))
+            })?;
+            tracing::info!(consumer = %me, had_data = erased, "consumer erased");
+            Ok::<_, Rejection>(warp::reply::json(
+                &json!({"consumer_id": me, "erased": true}),
+            ))
+        });
+    book.or(reschedule)
+        .or(cancel)
+        .or(mine)
+        .or(my_orders)
+        .or(erase)
 }
 
 async fn book(

@@ -8,6 +8,8 @@
 //! - [`ops`]: health, readiness and Prometheus metrics.
 //! - [`discovery`]: merchant search and free slots, from the search read model.
 //! - [`operators`], [`consumers`], [`staff`], [`riders`]: each audience's routes.
+//! - [`orders`]: delivery orders, from placement to the dispatch pool.
+//! - [`payments`]: the payment provider's signed callback.
 //!
 //! **Architecture Invariant:** only `src/api` knows HTTP.
 
@@ -16,6 +18,8 @@ pub mod consumers;
 pub mod discovery;
 pub mod operators;
 pub mod ops;
+pub mod orders;
+pub mod payments;
 pub mod problem;
 pub mod request;
 pub mod riders;
@@ -43,6 +47,10 @@ pub struct AppState {
     pub positions: riders::Sampler,
     /// Recent wrong codes per store (rate limiting).
     pub guesses: staff::GuessLimiter,
+    /// Consumer PII keys.
+    pub vault: crate::vault::Vault,
+    /// Checks the payment provider's signatures.
+    pub payment_secret: Vec<u8>,
 }
 
 /// Shared state handle.
@@ -53,10 +61,13 @@ impl AppState {
     pub fn new(
         hub: Hub,
         secrets: &Secrets,
+        vault: crate::vault::Vault,
         metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     ) -> Self {
         AppState {
             hub,
+            vault,
+            payment_secret: secrets.payments.clone(),
             keys: Arc::new(auth::Keys::from_secret(&secrets.jwt)),
             code_key: secrets.codes.clone(),
             metrics,
@@ -78,6 +89,8 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(operators::routes(state.clone()))
         .or(consumers::routes(state.clone()))
         .or(staff::routes(state.clone()))
+        .or(orders::routes(state.clone()))
+        .or(payments::routes(state.clone()))
         .or(riders::routes(state));
     api.recover(problem::recover).with(warp::log::custom(|info| {
         let status = info.status().as_u16().to_string();
