@@ -47,6 +47,24 @@ pub enum Command {
         #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
     },
+    /// Solve a Li & Lim PDPTW instance with the route optimiser; prints one
+    /// JSON line (instance, vehicles, distance, seconds, feasible).
+    Solve {
+        /// The instance file.
+        file: PathBuf,
+        /// Time budget in seconds.
+        #[arg(long, default_value_t = 10.0)]
+        time: f64,
+        /// Seed of the search (with --iterations the run is reproducible).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Iteration cap instead of (or besides) the time budget.
+        #[arg(long)]
+        iterations: Option<u64>,
+        /// Write the routes in SINTEF format here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Measure the hub's parts against their peers.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -197,6 +215,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             })
             .await
         }
+        Command::Solve {
+            file,
+            time,
+            seed,
+            iterations,
+            out,
+        } => crate::solve::run(&file, time, seed, iterations, out.as_deref()),
         Command::Serve { addr, data_dir } => crate::serve::run(addr, &data_dir).await,
         Command::Token {
             role,

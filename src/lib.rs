@@ -4,6 +4,7 @@
 //!
 //! - [`api`]: the HTTP API (warp): routes per audience, auth, problem+json.
 //! - [`secrets`]: the JWT and code keys.
+//! - [`solve`]: `o2ohub solve`, the optimiser on a Li & Lim instance file.
 //! - [`serve`]: `o2ohub serve` — hub plus API with graceful shutdown.
 //! - [`vault`]: consumer PII sealed with per-consumer keys; erasure deletes the key.
 //! - [`store`]: the [`store::EventStore`] trait, the embedded SQLite backend
@@ -15,6 +16,8 @@
 //!   the expected version, retries conflicts, and keeps idempotency.
 //! - [`runner`]: keeps read models (the `o2ohub-projections` crate) current
 //!   from the store, with snapshots so a restart resumes.
+//! - [`routing`]: the route optimiser (pickup and delivery with time windows),
+//!   a pure library; `o2ohub solve` runs it on Li & Lim instances.
 //! - [`hub`]: the store and the read models assembled and running.
 //! - [`rebuild`]: `o2ohub rebuild`, read models folded from position 1.
 //! - [`bench`]: the `o2ohub bench` measurements.
@@ -30,8 +33,10 @@ pub mod command;
 pub mod domain;
 pub mod hub;
 pub mod rebuild;
+pub mod routing;
 pub mod runner;
 pub mod secrets;
 pub mod serve;
+pub mod solve;
 pub mod store;
 pub mod vault;
