@@ -248,26 +248,26 @@ async fn commit(
     }
 }
 
-/// Runs a command against one aggregate's stream.
-pub async fn execute<A: Aggregate>(
-    store: &dyn EventStore,
+/// One attempt's decision: the writes to commit, or why not.
+type PlanFuture<'a> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Vec<Planned>, CommandError>> + Send + 'a>,
+>;
+
+/// Replays a used idempotency key, or decides (with `plan`, which loads what
+/// it needs and returns the writes) and commits, deciding again on a version
+/// conflict, at most [`MAX_ATTEMPTS`] times. Every command goes through here.
+async fn decide_and_commit<'a>(
+    store: &'a dyn EventStore,
+    ctx: &'a CommandContext,
     stream: &str,
-    command: &A::Command,
-    ctx: &CommandContext,
+    mut plan: impl FnMut() -> PlanFuture<'a>,
 ) -> Result<Executed, CommandError> {
     if let Some(done) = replay(store, ctx).await? {
         return Ok(done);
     }
     for _ in 0..MAX_ATTEMPTS {
-        let (state, version) = load::<A>(store, stream).await?;
-        let events = state.decide(command, ctx.now)?;
-        if let Some(done) = commit(
-            store,
-            vec![Planned::new::<A>(stream.to_owned(), version, events)],
-            ctx,
-        )
-        .await?
-        {
+        let writes = plan().await?;
+        if let Some(done) = commit(store, writes, ctx).await? {
             return Ok(done);
         }
     }
@@ -275,6 +275,23 @@ pub async fn execute<A: Aggregate>(
         stream: stream.to_owned(),
         attempts: MAX_ATTEMPTS,
     })
+}
+
+/// Runs a command against one aggregate's stream.
+pub async fn execute<A: Aggregate>(
+    store: &dyn EventStore,
+    stream: &str,
+    command: &A::Command,
+    ctx: &CommandContext,
+) -> Result<Executed, CommandError> {
+    decide_and_commit(store, ctx, stream, || {
+        Box::pin(async move {
+            let (state, version) = load::<A>(store, stream).await?;
+            let events = state.decide(command, ctx.now)?;
+            Ok(vec![Planned::new::<A>(stream.to_owned(), version, events)])
+        })
+    })
+    .await
 }
 
 /// A consumer's booking of one slot of a merchant's service.
@@ -303,75 +320,71 @@ pub async fn book_visit(
     book: &BookVisit,
     ctx: &CommandContext,
 ) -> Result<Executed, CommandError> {
-    if let Some(done) = replay(store, ctx).await? {
-        return Ok(done);
-    }
     let slot_stream = slot_stream(book.merchant_id, &book.service_id, book.slot);
     let visit_stream = book.visit_id.stream();
-    for _ in 0..MAX_ATTEMPTS {
-        let (merchant, _) = load::<Merchant>(store, &book.merchant_id.stream()).await?;
-        let m = match &merchant {
-            Merchant::Active(m) => m,
-            Merchant::Paused(_) => {
+    let slot_stream = &slot_stream;
+    let visit_stream = &visit_stream;
+    decide_and_commit(store, ctx, slot_stream, || {
+        Box::pin(async move {
+            let (merchant, _) = load::<Merchant>(store, &book.merchant_id.stream()).await?;
+            let m = match &merchant {
+                Merchant::Active(m) => m,
+                Merchant::Paused(_) => {
+                    return Err(DomainError::MerchantUnavailable {
+                        reason: "the store is paused",
+                    }
+                    .into())
+                }
+                Merchant::Unregistered => {
+                    return Err(DomainError::NotFound {
+                        aggregate: Merchant::NAME,
+                    }
+                    .into())
+                }
+            };
+            let service = m.service(&book.service_id).ok_or_else(|| {
+                DomainError::invalid("service_id", "the merchant offers no such service")
+            })?;
+            if !m
+                .profile
+                .opening_hours
+                .covers(book.slot.at(), service.duration_minutes)
+            {
                 return Err(DomainError::MerchantUnavailable {
-                    reason: "the store is paused",
+                    reason: "the store is closed during that slot",
                 }
-                .into())
+                .into());
             }
-            Merchant::Unregistered => {
-                return Err(DomainError::NotFound {
-                    aggregate: Merchant::NAME,
-                }
-                .into())
-            }
-        };
-        let service = m.service(&book.service_id).ok_or_else(|| {
-            DomainError::invalid("service_id", "the merchant offers no such service")
-        })?;
-        if !m
-            .profile
-            .opening_hours
-            .covers(book.slot.at(), service.duration_minutes)
-        {
-            return Err(DomainError::MerchantUnavailable {
-                reason: "the store is closed during that slot",
-            }
-            .into());
-        }
-        let (slot, slot_version) = load::<Slot>(store, &slot_stream).await?;
-        let (visit, visit_version) = load::<Visit>(store, &visit_stream).await?;
-        let seat = slot.decide(
-            &SlotCommand::Take {
-                visit_id: book.visit_id,
-                capacity: service.slot_capacity,
-            },
-            ctx.now,
-        )?;
-        let booked = visit.decide(
-            &VisitCommand::Book {
-                visit_id: book.visit_id,
-                consumer_id: book.consumer_id,
-                merchant_id: book.merchant_id,
-                service_id: book.service_id.clone(),
-                slot: book.slot,
-                duration_minutes: service.duration_minutes,
-                price: service.price,
-                code: book.code.clone(),
-            },
-            ctx.now,
-        )?;
-        let plan = vec![
-            Planned::new::<Slot>(slot_stream.clone(), slot_version, seat),
-            Planned::new::<Visit>(visit_stream.clone(), visit_version, booked),
-        ];
-        if let Some(done) = commit(store, plan, ctx).await? {
-            return Ok(done);
-        }
-    }
-    Err(CommandError::Contended {
-        stream: slot_stream,
-        attempts: MAX_ATTEMPTS,
+            let (slot, slot_version) = load::<Slot>(store, slot_stream).await?;
+            let (visit, visit_version) = load::<Visit>(store, visit_stream).await?;
+            let seat = slot.decide(
+                &SlotCommand::Take {
+                    visit_id: book.visit_id,
+                    capacity: service.slot_capacity,
+                },
+                ctx.now,
+            )?;
+            let booked = visit.decide(
+                &VisitCommand::Book {
+                    visit_id: book.visit_id,
+                    consumer_id: book.consumer_id,
+                    merchant_id: book.merchant_id,
+                    service_id: book.service_id.clone(),
+                    slot: book.slot,
+                    duration_minutes: service.duration_minutes,
+                    price: service.price,
+                    code: book.code.clone(),
+                },
+                ctx.now,
+            )?;
+            let plan = vec![
+                Planned::new::<Slot>(slot_stream.clone(), slot_version, seat),
+                Planned::new::<Visit>(visit_stream.clone(), visit_version, booked),
+            ];
+            Ok(plan)
+        })
     })
+    .await
 }
 
 /// Cancels a visit and gives its seat back, in one commit.
@@ -381,37 +394,32 @@ pub async fn cancel_visit(
     reason: &str,
     ctx: &CommandContext,
 ) -> Result<Executed, CommandError> {
-    if let Some(done) = replay(store, ctx).await? {
-        return Ok(done);
-    }
     let visit_stream = visit_id.stream();
-    for _ in 0..MAX_ATTEMPTS {
-        let (visit, visit_version) = load::<Visit>(store, &visit_stream).await?;
-        let cancelled = visit.decide(
-            &VisitCommand::Cancel {
-                reason: reason.to_owned(),
-                by: ctx.actor.role,
-            },
-            ctx.now,
-        )?;
-        let v = visit.details().ok_or(DomainError::NotFound {
-            aggregate: Visit::NAME,
-        })?;
-        let slot_stream = slot_stream(v.merchant_id, &v.service_id, v.slot);
-        let (slot, slot_version) = load::<Slot>(store, &slot_stream).await?;
-        let released = slot.decide(&SlotCommand::Release { visit_id }, ctx.now)?;
-        let plan = vec![
-            Planned::new::<Visit>(visit_stream.clone(), visit_version, cancelled),
-            Planned::new::<Slot>(slot_stream, slot_version, released),
-        ];
-        if let Some(done) = commit(store, plan, ctx).await? {
-            return Ok(done);
-        }
-    }
-    Err(CommandError::Contended {
-        stream: visit_stream,
-        attempts: MAX_ATTEMPTS,
+    let visit_stream = &visit_stream;
+    decide_and_commit(store, ctx, visit_stream, || {
+        Box::pin(async move {
+            let (visit, visit_version) = load::<Visit>(store, visit_stream).await?;
+            let cancelled = visit.decide(
+                &VisitCommand::Cancel {
+                    reason: reason.to_owned(),
+                    by: ctx.actor.role,
+                },
+                ctx.now,
+            )?;
+            let v = visit.details().ok_or(DomainError::NotFound {
+                aggregate: Visit::NAME,
+            })?;
+            let slot_stream = slot_stream(v.merchant_id, &v.service_id, v.slot);
+            let (slot, slot_version) = load::<Slot>(store, &slot_stream).await?;
+            let released = slot.decide(&SlotCommand::Release { visit_id }, ctx.now)?;
+            let plan = vec![
+                Planned::new::<Visit>(visit_stream.clone(), visit_version, cancelled),
+                Planned::new::<Slot>(slot_stream, slot_version, released),
+            ];
+            Ok(plan)
+        })
     })
+    .await
 }
 
 /// Moves a visit to another slot of the same service: releases the old seat,
@@ -422,63 +430,58 @@ pub async fn reschedule_visit(
     to: SlotStart,
     ctx: &CommandContext,
 ) -> Result<Executed, CommandError> {
-    if let Some(done) = replay(store, ctx).await? {
-        return Ok(done);
-    }
     let visit_stream = visit_id.stream();
-    for _ in 0..MAX_ATTEMPTS {
-        let (visit, visit_version) = load::<Visit>(store, &visit_stream).await?;
-        let moved = visit.decide(&VisitCommand::Reschedule { to }, ctx.now)?;
-        let v = visit.details().ok_or(DomainError::NotFound {
-            aggregate: Visit::NAME,
-        })?;
-        let (merchant, _) = load::<Merchant>(store, &v.merchant_id.stream()).await?;
-        let Merchant::Active(m) = &merchant else {
-            return Err(DomainError::MerchantUnavailable {
-                reason: "the store is not taking bookings",
+    let visit_stream = &visit_stream;
+    decide_and_commit(store, ctx, visit_stream, || {
+        Box::pin(async move {
+            let (visit, visit_version) = load::<Visit>(store, visit_stream).await?;
+            let moved = visit.decide(&VisitCommand::Reschedule { to }, ctx.now)?;
+            let v = visit.details().ok_or(DomainError::NotFound {
+                aggregate: Visit::NAME,
+            })?;
+            let (merchant, _) = load::<Merchant>(store, &v.merchant_id.stream()).await?;
+            let Merchant::Active(m) = &merchant else {
+                return Err(DomainError::MerchantUnavailable {
+                    reason: "the store is not taking bookings",
+                }
+                .into());
+            };
+            let service = m.service(&v.service_id).ok_or_else(|| {
+                DomainError::invalid("service_id", "the merchant no longer offers this service")
+            })?;
+            if !m
+                .profile
+                .opening_hours
+                .covers(to.at(), service.duration_minutes)
+            {
+                return Err(DomainError::MerchantUnavailable {
+                    reason: "the store is closed during that slot",
+                }
+                .into());
             }
-            .into());
-        };
-        let service = m.service(&v.service_id).ok_or_else(|| {
-            DomainError::invalid("service_id", "the merchant no longer offers this service")
-        })?;
-        if !m
-            .profile
-            .opening_hours
-            .covers(to.at(), service.duration_minutes)
-        {
-            return Err(DomainError::MerchantUnavailable {
-                reason: "the store is closed during that slot",
-            }
-            .into());
-        }
-        let (from_stream, to_stream) = (
-            slot_stream(v.merchant_id, &v.service_id, v.slot),
-            slot_stream(v.merchant_id, &v.service_id, to),
-        );
-        let (from_slot, from_version) = load::<Slot>(store, &from_stream).await?;
-        let (to_slot, to_version) = load::<Slot>(store, &to_stream).await?;
-        let released = from_slot.decide(&SlotCommand::Release { visit_id }, ctx.now)?;
-        let taken = to_slot.decide(
-            &SlotCommand::Take {
-                visit_id,
-                capacity: service.slot_capacity,
-            },
-            ctx.now,
-        )?;
-        let plan = vec![
-            Planned::new::<Visit>(visit_stream.clone(), visit_version, moved),
-            Planned::new::<Slot>(from_stream, from_version, released),
-            Planned::new::<Slot>(to_stream, to_version, taken),
-        ];
-        if let Some(done) = commit(store, plan, ctx).await? {
-            return Ok(done);
-        }
-    }
-    Err(CommandError::Contended {
-        stream: visit_stream,
-        attempts: MAX_ATTEMPTS,
+            let (from_stream, to_stream) = (
+                slot_stream(v.merchant_id, &v.service_id, v.slot),
+                slot_stream(v.merchant_id, &v.service_id, to),
+            );
+            let (from_slot, from_version) = load::<Slot>(store, &from_stream).await?;
+            let (to_slot, to_version) = load::<Slot>(store, &to_stream).await?;
+            let released = from_slot.decide(&SlotCommand::Release { visit_id }, ctx.now)?;
+            let taken = to_slot.decide(
+                &SlotCommand::Take {
+                    visit_id,
+                    capacity: service.slot_capacity,
+                },
+                ctx.now,
+            )?;
+            let plan = vec![
+                Planned::new::<Visit>(visit_stream.clone(), visit_version, moved),
+                Planned::new::<Slot>(from_stream, from_version, released),
+                Planned::new::<Slot>(to_stream, to_version, taken),
+            ];
+            Ok(plan)
+        })
     })
+    .await
 }
 
 /// Marks an order ready and puts its delivery in the dispatch pool, in one
@@ -491,48 +494,45 @@ pub async fn ready_for_pickup(
 ) -> Result<Executed, CommandError> {
     use crate::domain::delivery::{Delivery, DeliveryCommand};
     use crate::domain::order::{Order, OrderCommand};
-    if let Some(done) = replay(store, ctx).await? {
-        return Ok(done);
-    }
     let order_stream = order_id.stream();
-    for _ in 0..MAX_ATTEMPTS {
-        let (order, order_version) = load::<Order>(store, &order_stream).await?;
-        let ready = order.decide(&OrderCommand::MarkReady, ctx.now)?;
-        let Order::Placed(o) = &order else {
-            return Err(DomainError::NotFound {
-                aggregate: Order::NAME,
-            }
-            .into());
-        };
-        let (merchant, _) = load::<Merchant>(store, &o.placed.merchant_id.stream()).await?;
-        let m = merchant.registered().ok_or(DomainError::NotFound {
-            aggregate: Merchant::NAME,
-        })?;
-        let (delivery, delivery_version) = load::<Delivery>(store, &delivery_id.stream()).await?;
-        let request = o2ohub_events::DeliveryRequested {
-            delivery_id,
-            order_id,
-            merchant_id: o.placed.merchant_id,
-            pickup: m.profile.location,
-            drop_off: o.placed.drop_off,
-            ready_at: ctx.now,
-            deadline: o
-                .placed
-                .promised_by
-                .max(ctx.now + chrono::Duration::minutes(1)),
-            load: 1,
-        };
-        let requested = delivery.decide(&DeliveryCommand::Request(Box::new(request)), ctx.now)?;
-        let plan = vec![
-            Planned::new::<Order>(order_stream.clone(), order_version, ready),
-            Planned::new::<Delivery>(delivery_id.stream(), delivery_version, requested),
-        ];
-        if let Some(done) = commit(store, plan, ctx).await? {
-            return Ok(done);
-        }
-    }
-    Err(CommandError::Contended {
-        stream: order_stream,
-        attempts: MAX_ATTEMPTS,
+    let order_stream = &order_stream;
+    decide_and_commit(store, ctx, order_stream, || {
+        Box::pin(async move {
+            let (order, order_version) = load::<Order>(store, order_stream).await?;
+            let ready = order.decide(&OrderCommand::MarkReady, ctx.now)?;
+            let Order::Placed(o) = &order else {
+                return Err(DomainError::NotFound {
+                    aggregate: Order::NAME,
+                }
+                .into());
+            };
+            let (merchant, _) = load::<Merchant>(store, &o.placed.merchant_id.stream()).await?;
+            let m = merchant.registered().ok_or(DomainError::NotFound {
+                aggregate: Merchant::NAME,
+            })?;
+            let (delivery, delivery_version) =
+                load::<Delivery>(store, &delivery_id.stream()).await?;
+            let request = o2ohub_events::DeliveryRequested {
+                delivery_id,
+                order_id,
+                merchant_id: o.placed.merchant_id,
+                pickup: m.profile.location,
+                drop_off: o.placed.drop_off,
+                ready_at: ctx.now,
+                deadline: o
+                    .placed
+                    .promised_by
+                    .max(ctx.now + chrono::Duration::minutes(1)),
+                load: 1,
+            };
+            let requested =
+                delivery.decide(&DeliveryCommand::Request(Box::new(request)), ctx.now)?;
+            let plan = vec![
+                Planned::new::<Order>(order_stream.clone(), order_version, ready),
+                Planned::new::<Delivery>(delivery_id.stream(), delivery_version, requested),
+            ];
+            Ok(plan)
+        })
     })
+    .await
 }
