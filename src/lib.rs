@@ -22,6 +22,7 @@
 //! - [`rebuild`]: `o2ohub rebuild`, read models folded from position 1.
 //! - [`bench`]: the `o2ohub bench` measurements.
 //! - [`cli`]: the command-line interface of the `o2ohub` binary.
+//! - [`clock`]: business time — the wall clock, or accelerated for the demo.
 //!
 //! The event catalogue lives in the `o2ohub-events` crate; read models in
 //! `o2ohub-projections`.
@@ -29,6 +30,7 @@
 pub mod api;
 pub mod bench;
 pub mod cli;
+pub mod clock;
 pub mod command;
 pub mod domain;
 pub mod hub;

@@ -3,7 +3,6 @@
 //! `Idempotency-Key`, and the command context built from them.
 
 use bytes::Bytes;
-use chrono::Utc;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use warp::{Filter, Rejection};
@@ -85,7 +84,7 @@ pub fn context(
     route: &str,
     raw: &[u8],
 ) -> CommandContext {
-    let mut ctx = CommandContext::new(principal.actor(), Utc::now());
+    let mut ctx = CommandContext::new(principal.actor(), crate::clock::now());
     ctx.idempotency = key.map(|k| {
         let mut h = Sha256::new();
         h.update(route.as_bytes());

@@ -113,7 +113,7 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
                         "staff see only their own store",
                     )));
                 }
-                let date = q.date.unwrap_or_else(|| Utc::now().date_naive());
+                let date = q.date.unwrap_or_else(|| crate::clock::now().date_naive());
                 let day = s
                     .hub
                     .read
@@ -181,7 +181,7 @@ async fn redeem(
     s: State,
 ) -> Result<impl Reply, Rejection> {
     let (staff_id, staff_merchant) = visit_scope(&s, &p, id).await?;
-    let now = Utc::now();
+    let now = crate::clock::now();
     if !s.guesses.allowed(staff_merchant, now) {
         return Err(warp::reject::custom(Problem::too_many(format!(
             "more than {GUESSES_PER_MINUTE} wrong codes in a minute at this store; wait a minute"
