@@ -114,6 +114,34 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// One dispatcher tick at city scale (5,000 deliveries × 2,000 riders) and
+    /// a simulated hour of the global policy against greedy nearest-rider.
+    Dispatch {
+        /// Open deliveries in the timed tick.
+        #[arg(long, default_value_t = 5_000)]
+        deliveries: usize,
+        /// On-shift riders in the timed tick.
+        #[arg(long, default_value_t = 2_000)]
+        riders: usize,
+        /// Times the tick is planned (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Riders in the simulated hour.
+        #[arg(long, default_value_t = 300)]
+        sim_riders: usize,
+        /// Orders in the simulated hour.
+        #[arg(long, default_value_t = 1_500)]
+        sim_orders: usize,
+        /// Skip the simulated hour.
+        #[arg(long)]
+        no_sim: bool,
+        /// Seed of the city and the demand.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Print one JSON object per measurement.
+        #[arg(long)]
+        json: bool,
+    },
     /// Events/s folded when every read model is rebuilt from a synthetic log.
     Rebuild {
         /// Approximate number of events in the synthetic log.
@@ -153,6 +181,28 @@ pub enum BenchCommand {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Bench(BenchCommand::Dispatch {
+            deliveries,
+            riders,
+            repeats,
+            sim_riders,
+            sim_orders,
+            no_sim,
+            seed,
+            json,
+        }) => crate::bench::dispatch::run(&crate::bench::dispatch::DispatchBench {
+            deliveries,
+            riders,
+            repeats,
+            sim: crate::dispatch::sim::SimConfig {
+                seed,
+                riders: sim_riders,
+                orders: sim_orders,
+                ..Default::default()
+            },
+            no_sim,
+            json,
+        }),
         Command::Bench(BenchCommand::Store {
             concurrency,
             seconds,

@@ -3,9 +3,12 @@
 //!
 //! - [`store`]: durable appends/s of the embedded store against PostgreSQL.
 //! - [`geo`]: the merchant search on a 100k-merchant city against Redis GEOSEARCH.
+//! - [`dispatch`]: one dispatcher tick at city scale, and a simulated hour
+//!   of the global policy against greedy nearest-rider.
 //! - [`rebuild`]: events/s folded when read models are rebuilt from the log.
 //! - [`latency`]: percentile bookkeeping shared by the benches.
 
+pub mod dispatch;
 pub mod geo;
 pub mod latency;
 pub mod rebuild;
