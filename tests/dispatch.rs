@@ -190,7 +190,6 @@ struct City {
 #[derive(Debug)]
 struct Sse {
     id: Option<u64>,
-    event: String,
     data: Value,
 }
 
