@@ -77,6 +77,17 @@ pub enum Command {
         #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
     },
+    /// Back up the embedded store while a hub may keep serving from it: copies
+    /// a consistent, durable prefix of the log (and the PII key vault) into a
+    /// new directory that `serve --data-dir DIR` starts on.
+    Backup {
+        /// The data directory to back up.
+        #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// The new directory to write the backup into.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Inspect a data directory's event store: open it (which recovers and
     /// verifies every record) and print its head position and size on disk.
     Check {
@@ -257,6 +268,25 @@ pub async fn run(cli: Cli) -> Result<()> {
                 crate::rebuild::run(&store, name.as_deref(), &data_dir.join("projections")).await;
             store.shutdown().await;
             result
+        }
+        Command::Backup { data_dir, to } => {
+            let started = std::time::Instant::now();
+            let report = crate::store::embedded::backup(&data_dir, &to)?;
+            println!(
+                "{}: backed up positions 1..={} ({} commits, {:.1} MB of records, {} segments, {} vault keys) in {:.2} s",
+                to.display(),
+                report.head,
+                report.records,
+                report.record_bytes as f64 / 1e6,
+                report.segments,
+                report.vault_keys,
+                started.elapsed().as_secs_f64()
+            );
+            println!(
+                "restore: o2ohub check --data-dir {0} && o2ohub serve --data-dir {0} (with the same secrets in the environment)",
+                to.display()
+            );
+            Ok(())
         }
         Command::Check { data_dir } => {
             use crate::store::EventStore;
