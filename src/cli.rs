@@ -20,7 +20,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the HTTP API on the embedded store.
+    /// Serve the HTTP API (on the embedded store unless --store says otherwise).
     Serve {
         /// Address to listen on.
         #[arg(long, env = "O2OHUB_ADDR", default_value = "127.0.0.1:8080")]
@@ -28,6 +28,15 @@ pub enum Command {
         /// The data directory.
         #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+        /// The event store: embedded or eventstoredb (needs the `eventstoredb` build feature).
+        #[arg(long, env = "O2OHUB_STORE", default_value = "embedded")]
+        store: String,
+        /// EventStoreDB/KurrentDB connection string, for --store eventstoredb.
+        #[arg(long, env = "O2OHUB_ESDB_URL")]
+        esdb_url: Option<String>,
+        /// Prefix of the hub's streams on the EventStoreDB server (to share a cluster).
+        #[arg(long, env = "O2OHUB_ESDB_NAMESPACE", default_value = "")]
+        esdb_namespace: String,
     },
     /// Mint a bearer token for local use, signed with the configured key.
     Token {
@@ -233,7 +242,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             iterations,
             out,
         } => crate::solve::run(&file, time, seed, iterations, out.as_deref()),
-        Command::Serve { addr, data_dir } => crate::serve::run(addr, &data_dir).await,
+        Command::Serve {
+            addr,
+            data_dir,
+            store,
+            esdb_url,
+            esdb_namespace,
+        } => {
+            let mut config = crate::hub::HubConfig::new(data_dir);
+            config.store = crate::hub::StoreBackend::choose(&store, esdb_url, esdb_namespace)?;
+            crate::serve::run_with(addr, config).await
+        }
         Command::Token {
             role,
             subject,

@@ -110,7 +110,9 @@ impl Intent {
                     payload: e.payload.clone(),
                     metadata: EventMetadata {
                         occurred_at: chrono::DateTime::from_timestamp_micros(m.occurred_at_us)
-                            .ok_or_else(|| StoreError::Backend("intent time out of range".into()))?,
+                            .ok_or_else(|| {
+                                StoreError::Backend("intent time out of range".into())
+                            })?,
                         correlation_id: m.correlation_id,
                         causation_id: m.causation_id,
                         actor: Actor {
@@ -197,7 +199,8 @@ async fn decide(
 ) -> Result<bool, StoreError> {
     let event = EventData::json(decision, &serde_json::json!({}))
         .map_err(|e| StoreError::Backend(e.to_string()))?;
-    let options = AppendToStreamOptions::default().stream_state(StreamState::StreamRevision(revision));
+    let options =
+        AppendToStreamOptions::default().stream_state(StreamState::StreamRevision(revision));
     match store
         .inner
         .client
@@ -213,7 +216,10 @@ async fn decide(
 /// Whether the intent's events already sit where it expected them (written
 /// by an earlier roll-forward, perhaps too long ago for the server to
 /// recognise a duplicate).
-async fn already_there(store: &EsdbStore, write: &StreamWrite) -> Result<Option<Appended>, StoreError> {
+async fn already_there(
+    store: &EsdbStore,
+    write: &StreamWrite,
+) -> Result<Option<Appended>, StoreError> {
     let first_version = match write.expected {
         ExpectedVersion::Any => return Ok(None),
         ExpectedVersion::NoStream => 1,

@@ -98,11 +98,13 @@ pub fn version_of(current: &CurrentRevision) -> u64 {
 /// write it answered, for the version conflict.
 pub fn store_error(e: kurrentdb::Error, stream: &str, expected: ExpectedVersion) -> StoreError {
     match e {
-        kurrentdb::Error::WrongExpectedVersion { current, .. } => StoreError::WrongExpectedVersion {
-            stream: stream.to_owned(),
-            expected,
-            actual: version_of(&current),
-        },
+        kurrentdb::Error::WrongExpectedVersion { current, .. } => {
+            StoreError::WrongExpectedVersion {
+                stream: stream.to_owned(),
+                expected,
+                actual: version_of(&current),
+            }
+        }
         kurrentdb::Error::ResourceDeleted => StoreError::Backend(format!(
             "stream `{stream}` was deleted on the server; o2ohub streams are never deleted"
         )),
@@ -146,17 +148,36 @@ impl StoredMetadata {
     }
 }
 
+/// The fields of an event as the server returns it.
+#[derive(Debug, Clone, Copy)]
+pub struct ServerEvent<'a> {
+    /// The hub's name of its stream.
+    pub stream: &'a str,
+    /// Its revision (0-based).
+    pub revision: u64,
+    /// Its id (the hub's event id).
+    pub id: Uuid,
+    /// Its type.
+    pub event_type: &'a str,
+    /// The JSON payload.
+    pub data: &'a [u8],
+    /// [`StoredMetadata`] as JSON.
+    pub custom_metadata: &'a [u8],
+    /// When the server stored it.
+    pub created: DateTime<Utc>,
+}
+
 /// Rebuilds a recorded event from what the server returned.
-pub fn recorded_event(
-    position: Position,
-    stream: &str,
-    revision: u64,
-    id: Uuid,
-    event_type: &str,
-    data: &[u8],
-    custom_metadata: &[u8],
-    created: DateTime<Utc>,
-) -> Result<RecordedEvent, StoreError> {
+pub fn recorded_event(position: Position, e: ServerEvent<'_>) -> Result<RecordedEvent, StoreError> {
+    let ServerEvent {
+        stream,
+        revision,
+        id,
+        event_type,
+        data,
+        custom_metadata,
+        created,
+    } = e;
     let bad = |what: String| {
         StoreError::Backend(format!(
             "event {id} of `{stream}` (revision {revision}) was not written by o2ohub: {what}"
@@ -164,7 +185,8 @@ pub fn recorded_event(
     };
     let m: StoredMetadata =
         serde_json::from_slice(custom_metadata).map_err(|e| bad(format!("metadata: {e}")))?;
-    let payload = String::from_utf8(data.to_vec()).map_err(|_| bad("payload is not UTF-8".into()))?;
+    let payload =
+        String::from_utf8(data.to_vec()).map_err(|_| bad("payload is not UTF-8".into()))?;
     let role = Role::parse(&m.role).ok_or_else(|| bad(format!("unknown role `{}`", m.role)))?;
     let occurred_at = DateTime::from_timestamp_micros(m.occurred_at_us)
         .ok_or_else(|| bad("occurred_at out of range".into()))?;
@@ -173,8 +195,7 @@ pub fn recorded_event(
         stream: stream.to_owned(),
         version: revision + 1,
         // The store's contract is microseconds, like the embedded log.
-        recorded_at: DateTime::from_timestamp_micros(created.timestamp_micros())
-            .unwrap_or(created),
+        recorded_at: DateTime::from_timestamp_micros(created.timestamp_micros()).unwrap_or(created),
         event: NewEvent {
             event_id: id,
             event_type: event_type.to_owned(),
@@ -225,10 +246,7 @@ impl PositionIndex {
 
     /// The store position of the event at `at` in `$all`, once indexed.
     pub fn position_of(&self, at: AllPosition) -> Option<Position> {
-        self.all
-            .binary_search(&at)
-            .ok()
-            .map(|i| i as Position + 1)
+        self.all.binary_search(&at).ok().map(|i| i as Position + 1)
     }
 
     /// The `$all` position of store position `p`.
@@ -252,8 +270,14 @@ mod tests {
     #[test]
     fn expected_versions_map_to_revisions() {
         assert_eq!(stream_state(ExpectedVersion::Any), StreamState::Any);
-        assert_eq!(stream_state(ExpectedVersion::NoStream), StreamState::NoStream);
-        assert_eq!(stream_state(ExpectedVersion::Exact(0)), StreamState::NoStream);
+        assert_eq!(
+            stream_state(ExpectedVersion::NoStream),
+            StreamState::NoStream
+        );
+        assert_eq!(
+            stream_state(ExpectedVersion::Exact(0)),
+            StreamState::NoStream
+        );
         assert_eq!(
             stream_state(ExpectedVersion::Exact(1)),
             StreamState::StreamRevision(0)
@@ -286,7 +310,11 @@ mod tests {
             StoreError::Backend(m) if m.contains("O2OHUB_ESDB_URL")
         ));
         assert!(matches!(
-            store_error(kurrentdb::Error::ConnectionClosed, "s", ExpectedVersion::Any),
+            store_error(
+                kurrentdb::Error::ConnectionClosed,
+                "s",
+                ExpectedVersion::Any
+            ),
             StoreError::Backend(_)
         ));
     }
@@ -322,10 +350,19 @@ mod tests {
         assert_eq!(ns.hub_stream("visit-1"), None);
         assert_eq!(ns.hub_stream("$stats"), None);
         assert!(ns.hub_stream(&ns.claim_stream("k")).is_none());
-        assert!(matches!(plain.server_stream(""), Err(StoreError::Invalid(_))));
-        assert!(matches!(plain.server_stream("$all"), Err(StoreError::Invalid(_))));
+        assert!(matches!(
+            plain.server_stream(""),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(matches!(
+            plain.server_stream("$all"),
+            Err(StoreError::Invalid(_))
+        ));
         assert!(Namespace::new("$x").is_err());
-        assert_eq!(ns.all_filter_regex(), r"^city\.sh/(?!o2ohub-idempotency-)[^$]");
+        assert_eq!(
+            ns.all_filter_regex(),
+            r"^city\.sh/(?!o2ohub-idempotency-)[^$]"
+        );
         assert_eq!(plain.all_filter_regex(), r"^(?!o2ohub-idempotency-)[^$]");
         assert_ne!(ns.claim_stream("a"), ns.claim_stream("b"));
     }
@@ -349,21 +386,23 @@ mod tests {
         };
         let meta = serde_json::to_vec(&StoredMetadata::of(&event)).unwrap();
         let created = DateTime::from_timestamp_micros(1_764_000_001_000_000).unwrap();
-        let back = recorded_event(
-            7,
-            "visit-1",
-            4,
-            event.event_id,
-            &event.event_type,
-            event.payload.as_bytes(),
-            &meta,
+        let server = ServerEvent {
+            stream: "visit-1",
+            revision: 4,
+            id: event.event_id,
+            event_type: &event.event_type,
+            data: event.payload.as_bytes(),
+            custom_metadata: &meta,
             created,
-        )
-        .unwrap();
+        };
+        let back = recorded_event(7, server).unwrap();
         assert_eq!(back.event, event);
-        assert_eq!((back.position, back.version, back.recorded_at), (7, 5, created));
+        assert_eq!(
+            (back.position, back.version, back.recorded_at),
+            (7, 5, created)
+        );
         assert!(matches!(
-            recorded_event(1, "s", 0, event.event_id, "T", b"{}", b"not json", created),
+            recorded_event(7, ServerEvent { custom_metadata: b"not json", ..server }),
             Err(StoreError::Backend(m)) if m.contains("not written by o2ohub")
         ));
     }

@@ -47,8 +47,8 @@ use tokio::sync::watch;
 
 use self::mapping::{AllPosition, Namespace, PositionIndex, StoredMetadata};
 use super::{
-    Appended, Commit, CommitOutcome, EventStore, IdempotencyRecord, NewEvent,
-    Position, RecordedEvent, StoreError, StreamWrite, Subscription,
+    Appended, Commit, CommitOutcome, EventStore, IdempotencyRecord, NewEvent, Position,
+    RecordedEvent, StoreError, StreamWrite, Subscription,
 };
 
 /// How long a commit waits for its events to be indexed before giving up.
@@ -77,7 +77,9 @@ struct Inner {
 /// `kurrentdb+discover://…`).
 fn settings(url: &str) -> Result<ClientSettings, StoreError> {
     url.parse::<ClientSettings>().map_err(|e| {
-        StoreError::Invalid(format!("O2OHUB_ESDB_URL is not an EventStoreDB connection string: {e}"))
+        StoreError::Invalid(format!(
+            "O2OHUB_ESDB_URL is not an EventStoreDB connection string: {e}"
+        ))
     })
 }
 
@@ -106,7 +108,12 @@ impl EsdbStore {
         let client = Client::new(settings(url)?)
             .map_err(|e| StoreError::Backend(format!("EventStoreDB client: {e}")))?;
         let mut last = client
-            .read_all(&ReadAllOptions::default().backwards().position(StreamPosition::End).max_count(1))
+            .read_all(
+                &ReadAllOptions::default()
+                    .backwards()
+                    .position(StreamPosition::End)
+                    .max_count(1),
+            )
             .await
             .map_err(backend)?;
         let start = match last.next().await.map_err(backend)? {
@@ -136,7 +143,11 @@ impl EsdbStore {
             .await
             .map_err(backend)?;
         let history_end = match start {
-            StreamPosition::Start => last.next().await.map_err(backend)?.map(|e| all_position(&e)),
+            StreamPosition::Start => last
+                .next()
+                .await
+                .map_err(backend)?
+                .map(|e| all_position(&e)),
             _ => None,
         };
         let index = Arc::new(RwLock::new(PositionIndex::default()));
@@ -201,18 +212,24 @@ impl EsdbStore {
     /// A server event as the store's, at a known position.
     fn recorded(&self, e: &ResolvedEvent, position: Position) -> Result<RecordedEvent, StoreError> {
         let e = e.get_original_event();
-        let stream = self.inner.namespace.hub_stream(e.stream_id()).ok_or_else(|| {
-            StoreError::Backend(format!("`{}` is not a stream of this hub", e.stream_id()))
-        })?;
+        let stream = self
+            .inner
+            .namespace
+            .hub_stream(e.stream_id())
+            .ok_or_else(|| {
+                StoreError::Backend(format!("`{}` is not a stream of this hub", e.stream_id()))
+            })?;
         mapping::recorded_event(
             position,
-            stream,
-            e.revision,
-            e.id,
-            &e.event_type,
-            &e.data,
-            &e.custom_metadata,
-            e.created,
+            mapping::ServerEvent {
+                stream,
+                revision: e.revision,
+                id: e.id,
+                event_type: &e.event_type,
+                data: &e.data,
+                custom_metadata: &e.custom_metadata,
+                created: e.created,
+            },
         )
     }
 
@@ -254,11 +271,9 @@ impl EsdbStore {
             )
             .await
             .map_err(backend)?;
-        let last = read
-            .next()
-            .await
-            .map_err(backend)?
-            .ok_or_else(|| StoreError::Backend(format!("revision {revision} of `{server}` vanished")))?;
+        let last = read.next().await.map_err(backend)?.ok_or_else(|| {
+            StoreError::Backend(format!("revision {revision} of `{server}` vanished"))
+        })?;
         Ok(Appended {
             version: revision + 1,
             last_position: self.wait_indexed(all_position(&last)).await?,
@@ -294,8 +309,9 @@ impl EsdbStore {
 /// An event as the server stores it: our id, type and JSON payload, and the
 /// rest of our metadata as custom metadata.
 fn event_data(e: &NewEvent) -> Result<EventData, StoreError> {
-    let payload = serde_json::value::RawValue::from_string(e.payload.clone())
-        .map_err(|err| StoreError::Invalid(format!("payload of {} is not JSON: {err}", e.event_id)))?;
+    let payload = serde_json::value::RawValue::from_string(e.payload.clone()).map_err(|err| {
+        StoreError::Invalid(format!("payload of {} is not JSON: {err}", e.event_id))
+    })?;
     EventData::json(&e.event_type, &payload)
         .and_then(|d| d.id(e.event_id).metadata_as_json(&StoredMetadata::of(e)))
         .map_err(|err| StoreError::Invalid(format!("event {}: {err}", e.event_id)))
@@ -368,7 +384,9 @@ impl EventStore for EsdbStore {
         // Refuse bad names before any claim is made.
         self.inner.namespace.server_stream(&write.stream)?;
         match &commit.idempotency {
-            None => Ok(CommitOutcome::Committed(vec![self.append_write(write).await?])),
+            None => Ok(CommitOutcome::Committed(vec![
+                self.append_write(write).await?,
+            ])),
             Some(claim) => claims::commit(self, write, claim).await,
         }
     }
@@ -429,7 +447,12 @@ impl EventStore for EsdbStore {
             .position(start)
             .filter(self.filter())
             .max_count(limit + 1);
-        let mut read = self.inner.client.read_all(&options).await.map_err(backend)?;
+        let mut read = self
+            .inner
+            .client
+            .read_all(&options)
+            .await
+            .map_err(backend)?;
         let mut out: Vec<RecordedEvent> = Vec::with_capacity(limit);
         while out.len() < limit {
             let Some(e) = read.next().await.map_err(backend)? else {
