@@ -19,6 +19,13 @@ cargo clippy --workspace --all-targets --features eventstoredb --quiet -- -D war
 step "cargo test --workspace"
 cargo test --workspace --features eventstoredb
 
+if [[ -n "${O2OHUB_ESDB_URL:-}" ]]; then
+    step "conformance against EventStoreDB at $O2OHUB_ESDB_URL"
+    cargo test --features eventstoredb --test store_conformance eventstoredb -- --ignored
+else
+    printf '\nSKIPPED: the EventStoreDB conformance cases (set O2OHUB_ESDB_URL to run them)\n'
+fi
+
 step "Kubernetes manifests (render, schema-validate, CRDs)"
 bash scripts/validate-k8s.sh
 
