@@ -21,7 +21,7 @@ use crate::store::embedded::EmbeddedStore;
 use crate::store::{EventStore, Position, StoreError};
 
 /// Which event store the hub runs on (`--store`, `O2OHUB_STORE`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Clone, PartialEq, Eq, Default)]
 pub enum StoreBackend {
     /// The embedded log in `<data dir>/log` (one process, no server).
     #[default]
@@ -33,6 +33,18 @@ pub enum StoreBackend {
         /// Prefix of the hub's streams on the server (`O2OHUB_ESDB_NAMESPACE`).
         namespace: String,
     },
+}
+
+/// Never prints the connection string: it may carry a password.
+impl std::fmt::Debug for StoreBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreBackend::Embedded => f.write_str("embedded"),
+            StoreBackend::EventStoreDb { namespace, .. } => {
+                write!(f, "eventstoredb (namespace {namespace:?})")
+            }
+        }
+    }
 }
 
 impl StoreBackend {
@@ -279,5 +291,7 @@ mod tests {
             Err(StoreError::Invalid(_))
         ));
         assert!(StoreBackend::choose("postgres", None, String::new()).is_err());
+        let secret = StoreBackend::choose("eventstoredb", Some("esdb://u:pw@h".into()), "".into());
+        assert!(!format!("{:?}", secret.unwrap()).contains("pw"));
     }
 }
