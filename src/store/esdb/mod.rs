@@ -39,7 +39,7 @@ pub mod mapping;
 use async_trait::async_trait;
 use kurrentdb::{
     AppendToStreamOptions, Client, ClientSettings, EventData, ReadAllOptions, ReadStreamOptions,
-    ResolvedEvent, StreamPosition, SubscribeToAllOptions, SubscriptionFilter,
+    ResolvedEvent, RetryOptions, StreamPosition, SubscribeToAllOptions, SubscriptionFilter,
 };
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
@@ -501,7 +501,14 @@ impl EventStore for EsdbStore {
             .subscribe_to_all(
                 &SubscribeToAllOptions::default()
                     .position(start)
-                    .filter(self.filter()),
+                    .filter(self.filter())
+                    // Ride out leader changes and restarts; an event seen
+                    // again after a resubscription is skipped below.
+                    .retry_options(
+                        RetryOptions::default()
+                            .retry_forever()
+                            .retry_delay(Duration::from_secs(1)),
+                    ),
             )
             .await;
         Ok(Box::new(EsdbSubscription {
