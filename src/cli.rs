@@ -20,7 +20,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the HTTP API on the embedded store.
+    /// Serve the HTTP API (on the embedded store unless --store says otherwise).
     Serve {
         /// Address to listen on.
         #[arg(long, env = "O2OHUB_ADDR", default_value = "127.0.0.1:8080")]
@@ -28,6 +28,15 @@ pub enum Command {
         /// The data directory.
         #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+        /// The event store: embedded or eventstoredb (needs the `eventstoredb` build feature).
+        #[arg(long, env = "O2OHUB_STORE", default_value = "embedded")]
+        store: String,
+        /// EventStoreDB/KurrentDB connection string, for --store eventstoredb.
+        #[arg(long, env = "O2OHUB_ESDB_URL")]
+        esdb_url: Option<String>,
+        /// Prefix of the hub's streams on the EventStoreDB server (to share a cluster).
+        #[arg(long, env = "O2OHUB_ESDB_NAMESPACE", default_value = "")]
+        esdb_namespace: String,
     },
     /// Mint a bearer token for local use, signed with the configured key.
     Token {
@@ -76,6 +85,17 @@ pub enum Command {
         /// The data directory.
         #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+    },
+    /// Back up the embedded store while a hub may keep serving from it: copies
+    /// a consistent, durable prefix of the log (and the PII key vault) into a
+    /// new directory that `serve --data-dir DIR` starts on.
+    Backup {
+        /// The data directory to back up.
+        #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// The new directory to write the backup into.
+        #[arg(long)]
+        to: PathBuf,
     },
     /// Inspect a data directory's event store: open it (which recovers and
     /// verifies every record) and print its head position and size on disk.
@@ -272,7 +292,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             iterations,
             out,
         } => crate::solve::run(&file, time, seed, iterations, out.as_deref()),
-        Command::Serve { addr, data_dir } => crate::serve::run(addr, &data_dir).await,
+        Command::Serve {
+            addr,
+            data_dir,
+            store,
+            esdb_url,
+            esdb_namespace,
+        } => {
+            let mut config = crate::hub::HubConfig::new(data_dir);
+            config.store = crate::hub::StoreBackend::choose(&store, esdb_url, esdb_namespace)?;
+            crate::serve::run_with(addr, config).await
+        }
         Command::Token {
             role,
             subject,
@@ -307,6 +337,25 @@ pub async fn run(cli: Cli) -> Result<()> {
                 crate::rebuild::run(&store, name.as_deref(), &data_dir.join("projections")).await;
             store.shutdown().await;
             result
+        }
+        Command::Backup { data_dir, to } => {
+            let started = std::time::Instant::now();
+            let report = crate::store::embedded::backup(&data_dir, &to)?;
+            println!(
+                "{}: backed up positions 1..={} ({} commits, {:.1} MB of records, {} segments, {} vault keys) in {:.2} s",
+                to.display(),
+                report.head,
+                report.records,
+                report.record_bytes as f64 / 1e6,
+                report.segments,
+                report.vault_keys,
+                started.elapsed().as_secs_f64()
+            );
+            println!(
+                "restore: o2ohub check --data-dir {0} && o2ohub serve --data-dir {0} (with the same secrets in the environment)",
+                to.display()
+            );
+            Ok(())
         }
         Command::Check { data_dir } => {
             use crate::store::EventStore;
