@@ -86,6 +86,19 @@ pub enum Command {
         #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
     },
+    /// What-if dispatch: play the recorded day's deliveries under a policy and
+    /// the other, next to what the log says happened.
+    Replay {
+        /// The dispatch policy to replay with.
+        #[arg(long, value_enum, default_value = "greedy")]
+        policy: crate::dispatch::Policy,
+        /// The data directory holding the recorded day.
+        #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Back up the embedded store while a hub may keep serving from it: copies
     /// a consistent, durable prefix of the log (and the PII key vault) into a
     /// new directory that `serve --data-dir DIR` starts on.
@@ -331,6 +344,11 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("{}", keys.mint(&principal, ttl_hours * 3600)?);
             Ok(())
         }
+        Command::Replay {
+            policy,
+            data_dir,
+            json,
+        } => crate::replay::run(&data_dir, policy, json).await,
         Command::Rebuild { name, data_dir } => {
             let store = crate::store::embedded::EmbeddedStore::open(&data_dir)?;
             let result =

@@ -56,6 +56,7 @@ pub fn run(b: &DispatchBench) -> Result<()> {
         feed.rider_on_shift(
             id,
             vehicle,
+            3,
             city_point(&mut rng),
             now - Duration::minutes(30),
         );
