@@ -119,6 +119,19 @@ fn the_source_and_the_spec_list_the_same_routes() {
 }
 
 #[test]
+fn the_route_table_is_the_spec() {
+    let spec = spec_routes(&spec());
+    let table: BTreeSet<(String, String)> = o2ohub::api::routes::ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(
+        table, spec,
+        "src/api/routes.rs ROUTES and docs/openapi.yaml differ"
+    );
+}
+
+#[test]
 fn every_operation_answers_problems_and_declares_its_statuses() {
     let spec = spec();
     for (method, path) in spec_routes(&spec) {
@@ -195,6 +208,22 @@ async fn the_router_serves_every_spec_route_and_nothing_else_on_its_paths() {
                     "{method} {path}: undocumented, yet answered {} {}",
                     answer.status, answer.body
                 ));
+            }
+            if answer.status == 405 {
+                let allow = answer
+                    .headers
+                    .get("allow")
+                    .map(|v| v.to_str().unwrap().to_owned());
+                let served: Vec<&str> = routes
+                    .iter()
+                    .filter(|(_, p)| p == path)
+                    .map(|(m, _)| m.as_str())
+                    .collect();
+                if allow.as_deref() != Some(served.join(", ").as_str()) {
+                    failures.push(format!(
+                        "{method} {path}: 405 with Allow {allow:?}, serves {served:?}"
+                    ));
+                }
             }
         }
     }
