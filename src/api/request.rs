@@ -80,10 +80,18 @@ fn body_problem(e: &serde_path_to_error::Error<serde_json::Error>) -> Problem {
 pub fn idempotency_key() -> impl Filter<Extract = (Option<String>,), Error = Rejection> + Clone {
     warp::header::optional::<String>("idempotency-key").and_then(|key: Option<String>| async move {
         match key {
-            Some(k) if k.is_empty() || k.len() > 255 || !k.is_ascii() => Err(warp::reject::custom(
-                Problem::bad_request("an Idempotency-Key is 1 to 255 ASCII characters")
+            Some(k)
+                if k.is_empty()
+                    || k.len() > 255
+                    || !k.bytes().all(|b| (0x20..=0x7e).contains(&b)) =>
+            {
+                Err(warp::reject::custom(
+                    Problem::bad_request(
+                        "an Idempotency-Key is 1 to 255 printable ASCII characters",
+                    )
                     .field("Idempotency-Key"),
-            )),
+                ))
+            }
             other => Ok(other),
         }
     })
@@ -172,5 +180,17 @@ mod tests {
         }
         let p = problem::<Order>("{not json");
         assert_eq!(p.status, 400);
+    }
+
+    #[tokio::test]
+    async fn idempotency_keys_are_printable_ascii() {
+        async fn key(value: &str) -> Result<Option<String>, Rejection> {
+            warp::test::request()
+                .header("idempotency-key", value)
+                .filter(&idempotency_key())
+                .await
+        }
+        assert_eq!(key("retry-1").await.unwrap(), Some("retry-1".to_owned()));
+        assert!(key("tab\there").await.is_err(), "a tab is not printable");
     }
 }
