@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, lints, then every test of
-# the workspace (unit, property, conformance, crash and integration tests).
+# the workspace (unit, property, conformance, crash and integration tests),
+# then schemathesis against a served hub.
 # Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,5 +29,8 @@ fi
 
 step "Kubernetes manifests (render, schema-validate, CRDs)"
 bash scripts/validate-k8s.sh
+
+step "schemathesis against a served hub (docs/openapi.yaml)"
+bash scripts/schemathesis.sh
 
 printf '\nAll tests passed.\n'

@@ -175,6 +175,22 @@ pub enum BenchCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Booking commands end to end over HTTP against `o2ohub serve`:
+    /// commands/s and p50/p99 latency.
+    Api {
+        /// Bookings measured.
+        #[arg(long, default_value_t = 50_000)]
+        commands: usize,
+        /// Clients sending at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Merchants the bookings are spread over.
+        #[arg(long, default_value_t = 64)]
+        merchants: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Events/s folded when every read model is rebuilt from a synthetic log.
     Rebuild {
         /// Approximate number of events in the synthetic log.
@@ -283,6 +299,20 @@ pub async fn run(cli: Cli) -> Result<()> {
                 seed,
             };
             bench::geo::run(opts).await
+        }
+        Command::Bench(BenchCommand::Api {
+            commands,
+            concurrency,
+            merchants,
+            json,
+        }) => {
+            bench::api::run(bench::api::ApiBench {
+                commands,
+                concurrency,
+                merchants,
+                json,
+            })
+            .await
         }
         Command::Bench(BenchCommand::Rebuild {
             events,

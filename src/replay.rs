@@ -52,7 +52,11 @@ pub async fn recorded_day(store: &dyn EventStore, tick_s: i64) -> Result<(Day, R
                     registered.insert(x.rider_id, (x.vehicle, x.capacity));
                 }
                 Event::Rider(RiderEvent::ShiftStarted(x)) => {
-                    if let Some(id) = e.stream_id.strip_prefix("rider-").and_then(|s| RiderId::parse(s).ok()) {
+                    if let Some(id) = e
+                        .stream_id
+                        .strip_prefix("rider-")
+                        .and_then(|s| RiderId::parse(s).ok())
+                    {
                         first_shift.entry(id).or_insert(x.position);
                     }
                 }
@@ -69,13 +73,23 @@ pub async fn recorded_day(store: &dyn EventStore, tick_s: i64) -> Result<(Day, R
     let mut demand: Vec<DeliveryRequested> = requests.values().cloned().collect();
     demand.sort_by_key(|d| (d.ready_at, d.delivery_id));
     let Some(start) = demand.first().map(|d| d.ready_at) else {
-        anyhow::bail!("the log holds no delivery requests: nothing to replay (run `o2ohub demo` first)");
+        anyhow::bail!(
+            "the log holds no delivery requests: nothing to replay (run `o2ohub demo` first)"
+        );
     };
     let mut riders: Vec<DayRider> = first_shift
         .iter()
         .map(|(id, at)| {
-            let (vehicle, capacity) = registered.get(id).copied().unwrap_or((VehicleType::Bicycle, 1));
-            DayRider { id: *id, vehicle, capacity, at: *at }
+            let (vehicle, capacity) = registered
+                .get(id)
+                .copied()
+                .unwrap_or((VehicleType::Bicycle, 1));
+            DayRider {
+                id: *id,
+                vehicle,
+                capacity,
+                at: *at,
+            }
         })
         .collect();
     riders.sort_by_key(|r| r.id);
@@ -86,7 +100,10 @@ pub async fn recorded_day(store: &dyn EventStore, tick_s: i64) -> Result<(Day, R
         .iter()
         .filter_map(|(stream, r)| {
             delivered_at.get(stream).map(|t| {
-                ((*t - r.ready_at).num_seconds() as f64 / 60.0, *t <= r.deadline)
+                (
+                    (*t - r.ready_at).num_seconds() as f64 / 60.0,
+                    *t <= r.deadline,
+                )
             })
         })
         .collect();
@@ -96,13 +113,25 @@ pub async fn recorded_day(store: &dyn EventStore, tick_s: i64) -> Result<(Day, R
         on_time_rate: times.iter().filter(|(_, ok)| *ok).count() as f64 / demand.len() as f64,
         mean_delivery_min: times.iter().map(|(m, _)| m).sum::<f64>() / times.len().max(1) as f64,
     };
-    Ok((Day { start, riders, demand, tick_s }, recorded))
+    Ok((
+        Day {
+            start,
+            riders,
+            demand,
+            tick_s,
+        },
+        recorded,
+    ))
 }
 
 /// Runs `o2ohub replay`.
 pub async fn run(data_dir: &Path, policy: Policy, json: bool) -> Result<()> {
-    let store = EmbeddedStore::open(data_dir)
-        .with_context(|| format!("cannot open the store in {} (is a hub running on it? stop it first)", data_dir.display()))?;
+    let store = EmbeddedStore::open(data_dir).with_context(|| {
+        format!(
+            "cannot open the store in {} (is a hub running on it? stop it first)",
+            data_dir.display()
+        )
+    })?;
     let (day, recorded) = recorded_day(&store, 10).await?;
     store.shutdown().await;
     let other = match policy {
@@ -128,10 +157,37 @@ pub async fn run(data_dir: &Path, policy: Policy, json: bool) -> Result<()> {
         data_dir.display()
     );
     let col = |r: &SimReport| format!("{:?}", r.policy).to_lowercase();
-    println!("{:<22} {:>12} {:>12} {:>12}", "", "recorded", format!("{} (sim)", col(&chosen)), format!("{} (sim)", col(&compared)));
-    println!("{:<22} {:>12} {:>12} {:>12}", "delivered", format!("{}/{}", recorded.delivered, recorded.orders), format!("{}/{}", chosen.delivered, chosen.orders), format!("{}/{}", compared.delivered, compared.orders));
-    println!("{:<22} {:>11.1}% {:>11.1}% {:>11.1}%", "on time", recorded.on_time_rate * 100.0, chosen.on_time_rate * 100.0, compared.on_time_rate * 100.0);
-    println!("{:<22} {:>12.1} {:>12.1} {:>12.1}", "mean delivery (min)", recorded.mean_delivery_min, chosen.mean_delivery_min, compared.mean_delivery_min);
-    println!("{:<22} {:>12} {:>12.1} {:>12.1}", "rider distance (km)", "—", chosen.distance_km, compared.distance_km);
+    println!(
+        "{:<22} {:>12} {:>12} {:>12}",
+        "",
+        "recorded",
+        format!("{} (sim)", col(&chosen)),
+        format!("{} (sim)", col(&compared))
+    );
+    println!(
+        "{:<22} {:>12} {:>12} {:>12}",
+        "delivered",
+        format!("{}/{}", recorded.delivered, recorded.orders),
+        format!("{}/{}", chosen.delivered, chosen.orders),
+        format!("{}/{}", compared.delivered, compared.orders)
+    );
+    println!(
+        "{:<22} {:>11.1}% {:>11.1}% {:>11.1}%",
+        "on time",
+        recorded.on_time_rate * 100.0,
+        chosen.on_time_rate * 100.0,
+        compared.on_time_rate * 100.0
+    );
+    println!(
+        "{:<22} {:>12.1} {:>12.1} {:>12.1}",
+        "mean delivery (min)",
+        recorded.mean_delivery_min,
+        chosen.mean_delivery_min,
+        compared.mean_delivery_min
+    );
+    println!(
+        "{:<22} {:>12} {:>12.1} {:>12.1}",
+        "rider distance (km)", "—", chosen.distance_km, compared.distance_km
+    );
     Ok(())
 }
