@@ -27,6 +27,12 @@ else
     printf '\nSKIPPED: the EventStoreDB conformance cases (set O2OHUB_ESDB_URL to run them)\n'
 fi
 
+# A smoke run of the dispatcher benchmark (a smaller city, debug build):
+# the full figures come from `o2ohub bench dispatch` on a release build.
+step "benchmark smoke: o2ohub bench dispatch"
+cargo run --quiet --features eventstoredb -- bench dispatch --deliveries 1000 --riders 400 \
+    --repeats 1 --sim-riders 60 --sim-orders 300
+
 step "Kubernetes manifests (render, schema-validate, CRDs)"
 bash scripts/validate-k8s.sh
 
