@@ -19,6 +19,8 @@
 //! - [`routing`]: the route optimiser (pickup and delivery with time windows),
 //!   a pure library; `o2ohub solve` runs it on Li & Lim instances.
 //! - [`hub`]: the store and the read models assembled and running.
+//! - [`kafka`]: the relay publishing the log to Kafka, and the Kafka-fed
+//!   projection workers (`o2ohub project --source kafka`).
 //! - [`rebuild`]: `o2ohub rebuild`, read models folded from position 1.
 //! - [`bench`]: the `o2ohub bench` measurements.
 //! - [`cli`]: the command-line interface of the `o2ohub` binary.
@@ -32,6 +34,7 @@ pub mod cli;
 pub mod command;
 pub mod domain;
 pub mod hub;
+pub mod kafka;
 pub mod rebuild;
 pub mod routing;
 pub mod runner;
