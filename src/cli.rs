@@ -77,6 +77,32 @@ pub enum Command {
         #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
     },
+    /// Feed the read models from Kafka as a member of a consumer group
+    /// (needs O2OHUB_KAFKA_BROKERS); snapshots under the data directory.
+    Project {
+        /// Where events come from.
+        #[arg(long, value_enum, default_value = "kafka")]
+        source: crate::kafka::project::ProjectionSource,
+        /// The consumer group.
+        #[arg(long)]
+        group: String,
+        /// The data directory (the worker's snapshot: kafka/worker-<group>.json).
+        #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// global: apply in log order (this worker owns every partition, a
+        /// full copy); stream: per-aggregate order (workers split a group).
+        #[arg(long, value_enum, default_value = "global")]
+        ordering: crate::kafka::sequencer::Ordering,
+        /// Milliseconds between snapshot-and-commit.
+        #[arg(long, default_value_t = 1000)]
+        commit_ms: u64,
+        /// Serve Prometheus metrics on this address.
+        #[arg(long)]
+        metrics_addr: Option<std::net::SocketAddr>,
+    },
+    /// Create the hub's Kafka topics (O2OHUB_KAFKA_BROKERS; partitions from
+    /// O2OHUB_KAFKA_PARTITIONS) if they do not exist.
+    KafkaTopics,
     /// Inspect a data directory's event store: open it (which recovers and
     /// verifies every record) and print its head position and size on disk.
     Check {
@@ -257,6 +283,45 @@ pub async fn run(cli: Cli) -> Result<()> {
                 crate::rebuild::run(&store, name.as_deref(), &data_dir.join("projections")).await;
             store.shutdown().await;
             result
+        }
+        Command::Project {
+            source,
+            group,
+            data_dir,
+            ordering,
+            commit_ms,
+            metrics_addr,
+        } => {
+            if commit_ms == 0 {
+                anyhow::bail!("--commit-ms must be positive");
+            }
+            crate::kafka::project::run(crate::kafka::project::ProjectCommand {
+                source,
+                group,
+                data_dir,
+                ordering,
+                commit_every: std::time::Duration::from_millis(commit_ms),
+                metrics_addr,
+            })
+            .await
+        }
+        Command::KafkaTopics => {
+            let kafka = crate::kafka::KafkaConfig::from_env()?.ok_or_else(|| {
+                anyhow::anyhow!("O2OHUB_KAFKA_BROKERS is not set: point it at the Kafka cluster")
+            })?;
+            let created = crate::kafka::topics::ensure_topics(&kafka).await?;
+            for suffix in crate::kafka::topics::EVENT_TOPICS
+                .iter()
+                .chain([&crate::kafka::topics::DEAD_LETTER])
+            {
+                let name = format!("{}{suffix}", kafka.topic_prefix);
+                let state = if created.contains(&name) { "created" } else { "exists" };
+                println!(
+                    "{name}: {state} ({} partitions wanted)",
+                    crate::kafka::topics::partitions_of(&kafka, suffix)
+                );
+            }
+            Ok(())
         }
         Command::Check { data_dir } => {
             use crate::store::EventStore;

@@ -16,6 +16,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
+use crate::kafka::relay::{Relay, RelayStatus};
+use crate::kafka::KafkaConfig;
 use crate::runner::{self, Shared, Snapshots};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{EventStore, Position, StoreError};
@@ -27,6 +29,9 @@ pub struct HubConfig {
     pub data_dir: PathBuf,
     /// How often read-model snapshots are saved while running.
     pub snapshot_every: Duration,
+    /// The Kafka cluster the relay publishes the log to; `None` runs on the
+    /// store alone.
+    pub kafka: Option<KafkaConfig>,
 }
 
 impl HubConfig {
@@ -35,6 +40,7 @@ impl HubConfig {
         HubConfig {
             data_dir,
             snapshot_every: Duration::from_secs(30),
+            kafka: None,
         }
     }
 
@@ -92,6 +98,8 @@ pub struct Hub {
     pub read: ReadModels,
     /// The runners feeding them.
     runners: Vec<JoinHandle<()>>,
+    /// The relay publishing the log to Kafka, when Kafka is configured.
+    relay: Option<Relay>,
 }
 
 fn start<P>(
@@ -138,11 +146,19 @@ impl Hub {
             analytics: start(&store, Analytics::default(), &snapshots, &mut runners),
             search: start(&store, MerchantSearch::new(), &snapshots, &mut runners),
         };
+        let relay = match &config.kafka {
+            Some(kafka) => Some(
+                Relay::start(store.clone(), kafka.clone(), &config.data_dir)
+                    .map_err(|e| StoreError::Backend(format!("kafka relay: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Hub {
             store,
             embedded,
             read,
             runners,
+            relay,
         })
     }
 
@@ -153,6 +169,22 @@ impl Hub {
             .head()
             .await?
             .saturating_sub(self.read.position()))
+    }
+
+    /// The relay's progress, when Kafka is configured.
+    pub fn relay(&self) -> Option<&RelayStatus> {
+        self.relay.as_ref().map(|r| r.status.as_ref())
+    }
+
+    /// Events committed to the store but not yet confirmed on Kafka
+    /// (`None` without Kafka).
+    pub async fn relay_lag(&self) -> Result<Option<u64>, StoreError> {
+        match self.relay() {
+            Some(status) => Ok(Some(
+                self.store.head().await?.saturating_sub(status.checkpoint()),
+            )),
+            None => Ok(None),
+        }
     }
 
     /// Waits until every read model has applied everything committed so far.
@@ -170,6 +202,9 @@ impl Hub {
         self.embedded.shutdown().await;
         for r in self.runners {
             let _ = r.await;
+        }
+        if let Some(relay) = self.relay {
+            relay.stopped().await;
         }
     }
 }

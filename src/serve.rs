@@ -25,7 +25,7 @@ pub fn metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
@@ -45,8 +45,25 @@ pub async fn start(
     Arc<AppState>,
     impl std::future::Future<Output = ()>,
 )> {
+    let mut config = HubConfig::new(data_dir.to_path_buf());
+    config.kafka = crate::kafka::KafkaConfig::from_env()?;
+    start_with(addr, config, shutdown).await
+}
+
+/// Like [`start`], with the hub's settings given rather than read from the
+/// environment (tests point each hub at its own Kafka broker).
+pub async fn start_with(
+    addr: SocketAddr,
+    config: HubConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(
+    SocketAddr,
+    Arc<AppState>,
+    impl std::future::Future<Output = ()>,
+)> {
+    let data_dir = config.data_dir.as_path();
     let secrets = Secrets::load(data_dir)?;
-    let hub = Hub::open(&HubConfig::new(data_dir.to_path_buf()))
+    let hub = Hub::open(&config)
         .await
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     hub.caught_up().await?;

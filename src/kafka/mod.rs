@@ -12,7 +12,8 @@
 //! - [`sequencer`]: ordering, re-send dropping and commit points of a
 //!   consumer (pure).
 //! - [`models`]: the read models a worker keeps, and their snapshot.
-//! - [`worker`]: `o2ohub project --source kafka`, the consumer-group worker.
+//! - [`worker`]: the consumer-group worker loop.
+//! - [`project`]: `o2ohub project --source kafka`, the process around it.
 //!
 //! **Architecture Invariant:** Kafka is the bus, not the lock — the event
 //! store stays authoritative; everything on Kafka can be re-published from
@@ -20,6 +21,7 @@
 
 pub mod config;
 pub mod models;
+pub mod project;
 pub mod relay;
 pub mod sequencer;
 pub mod topics;
