@@ -107,8 +107,16 @@ impl Broker {
         }
     }
 
+    /// Settings for this broker. tansu 0.6 cannot fetch from an offset
+    /// inside a record batch (it answers with a later batch, over and over),
+    /// which every resume from a committed offset does; so the tests produce
+    /// one record per batch. A Kafka cluster needs no such setting.
     fn config(&self) -> KafkaConfig {
-        KafkaConfig::new(&self.brokers)
+        let mut config = KafkaConfig::new(&self.brokers);
+        config
+            .client
+            .insert("batch.num.messages".into(), "1".into());
+        config
     }
 
     fn signal(&self, signal: i32) {
@@ -221,6 +229,51 @@ async fn rebuild(store: &dyn EventStore) -> Value {
     serde_json::to_value(&models).unwrap()
 }
 
+/// The first place two JSON values differ, or `None` when equal.
+fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            for k in x.keys().chain(y.keys()) {
+                let (l, r) = (x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null));
+                if let Some(d) = first_difference(l, r, &format!("{path}.{k}")) {
+                    return Some(d);
+                }
+            }
+            None
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
+            // Sets (HashSet fields) serialise in no particular order: equal
+            // as multisets is equal.
+            let sorted = |v: &Vec<Value>| {
+                let mut s: Vec<String> = v.iter().map(Value::to_string).collect();
+                s.sort();
+                s
+            };
+            if sorted(x) == sorted(y) {
+                return None;
+            }
+            x.iter()
+                .zip(y)
+                .enumerate()
+                .find_map(|(i, (l, r))| first_difference(l, r, &format!("{path}[{i}]")))
+        }
+        _ if a == b => None,
+        _ => {
+            let cut = |v: &Value| v.to_string().chars().take(300).collect::<String>();
+            Some(format!("{path}: {} != {}", cut(a), cut(b)))
+        }
+    }
+}
+
+/// Asserts the worker's models equal a rebuild, naming the first difference.
+async fn assert_equals_rebuild(models: &ModelSet, store: &dyn EventStore) {
+    let fed = serde_json::to_value(models).unwrap();
+    let rebuilt = rebuild(store).await;
+    if let Some(d) = first_difference(&fed, &rebuilt, "models") {
+        panic!("the Kafka-fed read models differ from a rebuild from the store at {d}");
+    }
+}
+
 fn snapshot(dir: &Path, group: &str) -> Option<WorkerSnapshot> {
     models::load(&models::snapshot_path(dir, group), group, Ordering::Global)
         .or_else(|| models::load(&models::snapshot_path(dir, group), group, Ordering::Stream))
@@ -238,8 +291,14 @@ impl InProcessWorker {
     fn start(config: &KafkaConfig, group: &str, ordering: Ordering) -> InProcessWorker {
         let dir = tempfile::tempdir().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut kafka = config.clone();
+        // Static membership (see `spawn_worker`), one id per member.
+        kafka.client.insert(
+            "group.instance.id".into(),
+            format!("{group}-{}", uuid::Uuid::now_v7()),
+        );
         let options = WorkerOptions {
-            kafka: config.clone(),
+            kafka,
             group: group.to_owned(),
             data_dir: dir.path().to_owned(),
             ordering,
@@ -522,11 +581,7 @@ async fn a_broker_outage_delays_publication_but_loses_and_doubles_nothing() {
     let (report, snapshot) = worker.stop().await;
     assert_eq!(report.applied, head, "each event applied exactly once");
     assert_eq!(report.poison, 0);
-    assert_eq!(
-        serde_json::to_value(&snapshot.models).unwrap(),
-        rebuild(store.as_ref()).await,
-        "the Kafka-fed read models equal a rebuild from the store"
-    );
+    assert_equals_rebuild(&snapshot.models, store.as_ref()).await;
     // And Kafka holds every position (re-sends allowed, gaps not).
     let positions: std::collections::BTreeSet<u64> = read_topics(&kafka)
         .iter()
@@ -576,23 +631,38 @@ async fn produce(kafka: &KafkaConfig, topic: &str, key: &str, value: &[u8]) {
         .unwrap();
 }
 
-fn spawn_worker(kafka: &KafkaConfig, group: &str, dir: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_o2ohub"))
+/// A worker process, killed if the test ends before it stops.
+struct WorkerProcess(Child);
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_worker(kafka: &KafkaConfig, group: &str, dir: &Path) -> WorkerProcess {
+    let child = Command::new(env!("CARGO_BIN_EXE_o2ohub"))
         .args(["project", "--source", "kafka", "--group", group, "--commit-ms", "50", "--data-dir"])
         .arg(dir)
         .env("O2OHUB_KAFKA_BROKERS", &kafka.brokers)
-        .env("O2OHUB_LOG", "warn")
+        .env("O2OHUB_KAFKA_BATCH_NUM_MESSAGES", "1")
+        // Static membership: the restarted process takes the killed one's
+        // place at once instead of waiting for its session to expire.
+        .env("O2OHUB_KAFKA_GROUP_INSTANCE_ID", format!("{group}-worker"))
+        .env("O2OHUB_LOG", std::env::var("O2OHUB_TEST_WORKER_LOG").unwrap_or_else(|_| "warn".into()))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .unwrap()
+        .unwrap();
+    WorkerProcess(child)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_mid_stream_resumes_from_its_committed_offsets() {
     let broker = Broker::start();
     let kafka = broker.config();
-    let (store, _store_dir, head) = published_day(&kafka, 30_000).await;
+    let (store, _store_dir, head) = published_day(&kafka, 6_000).await;
     // Poison: not JSON at all, and a re-send of event 5 in a schema version
     // from the future, on the same partition (same key) after the original.
     let fifth = &store.read_all(5, 1).await.unwrap()[0];
@@ -617,8 +687,8 @@ async fn a_worker_killed_mid_stream_resumes_from_its_committed_offsets() {
         );
         std::thread::sleep(Duration::from_millis(5));
     };
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
+    child.0.kill().unwrap(); // SIGKILL
+    child.0.wait().unwrap();
     assert!(
         at_kill < head,
         "killed mid-stream ({at_kill} of {head} applied)"
@@ -630,17 +700,21 @@ async fn a_worker_killed_mid_stream_resumes_from_its_committed_offsets() {
         async move { next == Some(head + 1) }
     })
     .await;
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    assert!(child.wait().unwrap().success(), "a clean stop on SIGTERM");
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    assert!(child.0.wait().unwrap().success(), "a clean stop on SIGTERM");
     let s = snapshot(dir.path(), "killed").unwrap();
     assert_eq!(s.applied.events, head, "nothing lost, nothing applied twice");
     assert_eq!(s.poison, 2, "both poison messages set aside");
-    assert_eq!(
-        serde_json::to_value(&s.models).unwrap(),
-        rebuild(&store).await
-    );
+    assert_equals_rebuild(&s.models, &store).await;
     let dead = read_all_of(&kafka, &[topics::dead_letter_topic(&kafka)]);
-    assert_eq!(dead.len(), 2);
+    assert_eq!(
+        dead.len(),
+        2,
+        "dead letters: {:?}",
+        dead.iter()
+            .map(|m| (m.offset(), header(m, wire::header::DEAD_LETTER_SOURCE)))
+            .collect::<Vec<_>>()
+    );
     assert!(dead.iter().all(|m| header(m, wire::header::DEAD_LETTER_SOURCE)
         .is_some_and(|src| src.starts_with(&format!("{topic}/")))));
 }
@@ -695,3 +769,4 @@ async fn two_workers_in_one_group_hold_what_one_holds() {
     assert_eq!(union, single);
     assert_eq!(single, final_versions, "every stream to its last version");
 }
+

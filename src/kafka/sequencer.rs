@@ -77,7 +77,7 @@ pub struct Applied {
 }
 
 /// Offsets seen and still buffered in one partition.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct PartitionProgress {
     /// Highest offset received.
     seen: i64,
@@ -139,9 +139,24 @@ impl Sequencer {
         self.applied.next_position
     }
 
+    /// Whether this partition already delivered this offset (a broker may
+    /// hand out a batch again; only a seek or a new assignment re-reads on
+    /// purpose, and those reset the partition's bookkeeping).
+    pub fn is_repeat(&self, source: &Source) -> bool {
+        self.partitions
+            .get(&source.partition)
+            .is_some_and(|p| source.offset <= p.seen)
+    }
+
     /// Takes one message; returns the events now ready, in the order to apply them.
     pub fn offer(&mut self, source: Source, arrival: Arrival) -> Vec<Envelope> {
-        let progress = self.partitions.entry(source.partition.clone()).or_default();
+        let progress = self
+            .partitions
+            .entry(source.partition.clone())
+            .or_insert(PartitionProgress {
+                seen: -1,
+                buffered: BTreeSet::new(),
+            });
         progress.seen = progress.seen.max(source.offset);
         let (position, stream, version, envelope) = match arrival {
             Arrival::Foreign => return Vec::new(),
@@ -328,6 +343,9 @@ mod tests {
         assert!(s.offer(at("o", 1, 7), event(9, "order-a", 1)).is_empty());
         assert_eq!(positions(&s.offer(at("o", 2, 0), event(3, "order-b", 1))), vec![3]);
         assert_eq!(s.applied().streams["order-a"], 2);
+        assert!(s.is_repeat(&at("o", 1, 6)));
+        assert!(!s.is_repeat(&at("o", 1, 8)));
+        assert!(!s.is_repeat(&at("o", 3, 0)), "a new partition starts at any offset");
         assert_eq!(s.applied().duplicates, 1);
     }
 

@@ -156,6 +156,7 @@ pub async fn run(
     let mut tick = tokio::time::interval(commit_every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut dirty = false;
+    let mut owned = BTreeSet::new();
     let mut last_progress = (sequencer.next_position(), Instant::now());
     tracing::info!(group, ?ordering, topics = ?event_topics, "kafka worker consuming");
     tokio::pin!(shutdown);
@@ -175,6 +176,9 @@ pub async fn run(
                     partition: (message.topic().to_owned(), message.partition()),
                     offset: message.offset(),
                 };
+                if sequencer.is_repeat(&source) {
+                    continue;
+                }
                 let arrival = match wire::decode(message.payload()) {
                     Ok((_, envelope)) => Arrival::Event(Box::new(envelope)),
                     Err(poison) => {
@@ -199,7 +203,7 @@ pub async fn run(
                     persist(&consumer, &mut snapshot, &sequencer, &mut set_aside, &path).await?;
                     dirty = false;
                 }
-                forget_revoked(&consumer, &mut sequencer);
+                forget_revoked(&consumer, &mut sequencer, &mut owned);
                 let next = sequencer.next_position();
                 if next != last_progress.0 {
                     last_progress = (next, Instant::now());
@@ -271,14 +275,23 @@ async fn persist(
     Ok(())
 }
 
-/// Drops the bookkeeping of partitions this member no longer owns.
-fn forget_revoked(consumer: &WorkerConsumer, sequencer: &mut Sequencer) {
+/// Drops the bookkeeping of partitions this member no longer owns; logs
+/// the assignment when it changes.
+fn forget_revoked(
+    consumer: &WorkerConsumer,
+    sequencer: &mut Sequencer,
+    owned_before: &mut BTreeSet<(String, i32)>,
+) {
     if let Ok(assignment) = consumer.assignment() {
         let owned: BTreeSet<(String, i32)> = assignment
             .elements()
             .iter()
             .map(|e| (e.topic().to_owned(), e.partition()))
             .collect();
+        if owned != *owned_before {
+            tracing::info!(partitions = owned.len(), assignment = ?owned, "partitions assigned to this worker");
+            *owned_before = owned.clone();
+        }
         sequencer.retain_partitions(&owned);
     }
 }
