@@ -315,7 +315,11 @@ pub async fn run(cli: Cli) -> Result<()> {
                 .chain([&crate::kafka::topics::DEAD_LETTER])
             {
                 let name = format!("{}{suffix}", kafka.topic_prefix);
-                let state = if created.contains(&name) { "created" } else { "exists" };
+                let state = if created.contains(&name) {
+                    "created"
+                } else {
+                    "exists"
+                };
                 println!(
                     "{name}: {state} ({} partitions wanted)",
                     crate::kafka::topics::partitions_of(&kafka, suffix)

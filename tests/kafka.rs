@@ -151,7 +151,10 @@ where
 {
     let deadline = Instant::now() + limit;
     while !check().await {
-        assert!(Instant::now() < deadline, "timed out after {limit:?}: {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?}: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -195,7 +198,10 @@ fn read_all_of(config: &KafkaConfig, names: &[String]) -> Vec<rdkafka::message::
     consumer.assign(&assignment).unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while !ends.is_empty() {
-        assert!(Instant::now() < deadline, "could not read the topics to their end");
+        assert!(
+            Instant::now() < deadline,
+            "could not read the topics to their end"
+        );
         if let Some(m) = consumer.poll(Duration::from_millis(200)) {
             let m = m.unwrap().detach();
             let key = (m.topic().to_owned(), m.partition());
@@ -234,7 +240,10 @@ fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             for k in x.keys().chain(y.keys()) {
-                let (l, r) = (x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null));
+                let (l, r) = (
+                    x.get(k).unwrap_or(&Value::Null),
+                    y.get(k).unwrap_or(&Value::Null),
+                );
                 if let Some(d) = first_difference(l, r, &format!("{path}.{k}")) {
                     return Some(d);
                 }
@@ -453,9 +462,11 @@ async fn events_from_the_api_reach_their_topics_in_stream_order_with_keys_and_he
         let consumer = s.token(Role::Consumer, &uuid::Uuid::now_v7().to_string(), None);
         assert_eq!(s.book(&consumer, merchant, h).await, StatusCode::CREATED);
     }
-    eventually(Duration::from_secs(30), "the relay publishes the log", || {
-        s.relayed_everything()
-    })
+    eventually(
+        Duration::from_secs(30),
+        "the relay publishes the log",
+        || s.relayed_everything(),
+    )
     .await;
     assert_eq!(s.ready().await["relay_lag"], 0);
 
@@ -488,7 +499,11 @@ async fn events_from_the_api_reach_their_topics_in_stream_order_with_keys_and_he
             "topic of {}",
             recorded.stream
         );
-        assert_eq!(m.key(), Some(recorded.stream.as_bytes()), "keyed by stream id");
+        assert_eq!(
+            m.key(),
+            Some(recorded.stream.as_bytes()),
+            "keyed by stream id"
+        );
         assert_eq!(
             header(m, wire::header::EVENT_ID),
             Some(recorded.event.event_id.to_string())
@@ -508,7 +523,12 @@ async fn events_from_the_api_reach_their_topics_in_stream_order_with_keys_and_he
         let (back, _) = wire::decode(m.payload()).unwrap();
         assert_eq!(&back, recorded, "the value is the stored event");
         let last = stream_versions.entry(recorded.stream.clone()).or_insert(0);
-        assert_eq!(recorded.version, *last + 1, "{} out of order", recorded.stream);
+        assert_eq!(
+            recorded.version,
+            *last + 1,
+            "{} out of order",
+            recorded.stream
+        );
         *last = recorded.version;
     }
 }
@@ -558,7 +578,10 @@ async fn a_broker_outage_delays_publication_but_loses_and_doubles_nothing() {
     }
     assert!(accepted > 50, "commands kept being accepted: {accepted}");
     let lag = s.ready().await["relay_lag"].as_u64().unwrap();
-    assert!(lag > 0, "readiness reports the relay behind during the outage");
+    assert!(
+        lag > 0,
+        "readiness reports the relay behind during the outage"
+    );
     broker.resume();
 
     eventually(
@@ -569,14 +592,10 @@ async fn a_broker_outage_delays_publication_but_loses_and_doubles_nothing() {
     .await;
     let store = s.state.hub.store.clone();
     let head = store.head().await.unwrap();
-    eventually(
-        Duration::from_secs(120),
-        "the worker catches up",
-        || {
-            let next = worker.snapshot().map(|w| w.applied.next_position);
-            async move { next == Some(head + 1) }
-        },
-    )
+    eventually(Duration::from_secs(120), "the worker catches up", || {
+        let next = worker.snapshot().map(|w| w.applied.next_position);
+        async move { next == Some(head + 1) }
+    })
     .await;
     let (report, snapshot) = worker.stop().await;
     assert_eq!(report.applied, head, "each event applied exactly once");
@@ -597,7 +616,10 @@ async fn a_broker_outage_delays_publication_but_loses_and_doubles_nothing() {
 
 /// A store with a synthetic day on it, published by a relay; returns the
 /// store, its data dir and the head.
-async fn published_day(kafka: &KafkaConfig, events: u64) -> (EmbeddedStore, tempfile::TempDir, u64) {
+async fn published_day(
+    kafka: &KafkaConfig,
+    events: u64,
+) -> (EmbeddedStore, tempfile::TempDir, u64) {
     let dir = tempfile::tempdir().unwrap();
     let store = EmbeddedStore::open(dir.path()).unwrap();
     o2ohub::bench::rebuild::write_day(&store, events, 11)
@@ -606,10 +628,14 @@ async fn published_day(kafka: &KafkaConfig, events: u64) -> (EmbeddedStore, temp
     let head = store.head().await.unwrap();
     let shared: Arc<dyn EventStore> = Arc::new(store.clone());
     let relay = Relay::start(shared, kafka.clone(), dir.path()).unwrap();
-    eventually(Duration::from_secs(120), "the relay publishes the day", || {
-        let done = relay.status.checkpoint() == head;
-        async move { done }
-    })
+    eventually(
+        Duration::from_secs(120),
+        "the relay publishes the day",
+        || {
+            let done = relay.status.checkpoint() == head;
+            async move { done }
+        },
+    )
     .await;
     assert_eq!(
         relay::read_checkpoint(&relay::checkpoint_path(dir.path())).unwrap(),
@@ -643,14 +669,26 @@ impl Drop for WorkerProcess {
 
 fn spawn_worker(kafka: &KafkaConfig, group: &str, dir: &Path) -> WorkerProcess {
     let child = Command::new(env!("CARGO_BIN_EXE_o2ohub"))
-        .args(["project", "--source", "kafka", "--group", group, "--commit-ms", "50", "--data-dir"])
+        .args([
+            "project",
+            "--source",
+            "kafka",
+            "--group",
+            group,
+            "--commit-ms",
+            "50",
+            "--data-dir",
+        ])
         .arg(dir)
         .env("O2OHUB_KAFKA_BROKERS", &kafka.brokers)
         .env("O2OHUB_KAFKA_BATCH_NUM_MESSAGES", "1")
         // Static membership: the restarted process takes the killed one's
         // place at once instead of waiting for its session to expire.
         .env("O2OHUB_KAFKA_GROUP_INSTANCE_ID", format!("{group}-worker"))
-        .env("O2OHUB_LOG", std::env::var("O2OHUB_TEST_WORKER_LOG").unwrap_or_else(|_| "warn".into()))
+        .env(
+            "O2OHUB_LOG",
+            std::env::var("O2OHUB_TEST_WORKER_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -695,15 +733,22 @@ async fn a_worker_killed_mid_stream_resumes_from_its_committed_offsets() {
     );
 
     let mut child = spawn_worker(&kafka, "killed", dir.path());
-    eventually(Duration::from_secs(120), "the restarted worker catches up", || {
-        let next = snapshot(dir.path(), "killed").map(|s| s.applied.next_position);
-        async move { next == Some(head + 1) }
-    })
+    eventually(
+        Duration::from_secs(120),
+        "the restarted worker catches up",
+        || {
+            let next = snapshot(dir.path(), "killed").map(|s| s.applied.next_position);
+            async move { next == Some(head + 1) }
+        },
+    )
     .await;
     unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
     assert!(child.0.wait().unwrap().success(), "a clean stop on SIGTERM");
     let s = snapshot(dir.path(), "killed").unwrap();
-    assert_eq!(s.applied.events, head, "nothing lost, nothing applied twice");
+    assert_eq!(
+        s.applied.events, head,
+        "nothing lost, nothing applied twice"
+    );
     assert_eq!(s.poison, 2, "both poison messages set aside");
     assert_equals_rebuild(&s.models, &store).await;
     let dead = read_all_of(&kafka, &[topics::dead_letter_topic(&kafka)]);
@@ -715,8 +760,10 @@ async fn a_worker_killed_mid_stream_resumes_from_its_committed_offsets() {
             .map(|m| (m.offset(), header(m, wire::header::DEAD_LETTER_SOURCE)))
             .collect::<Vec<_>>()
     );
-    assert!(dead.iter().all(|m| header(m, wire::header::DEAD_LETTER_SOURCE)
-        .is_some_and(|src| src.starts_with(&format!("{topic}/")))));
+    assert!(dead
+        .iter()
+        .all(|m| header(m, wire::header::DEAD_LETTER_SOURCE)
+            .is_some_and(|src| src.starts_with(&format!("{topic}/")))));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -742,16 +789,27 @@ async fn two_workers_in_one_group_hold_what_one_holds() {
         async move { n >= head }
     })
     .await;
-    eventually(Duration::from_secs(120), "the single worker applies the log", || {
-        let n = total(&one);
-        async move { n >= head }
-    })
+    eventually(
+        Duration::from_secs(120),
+        "the single worker applies the log",
+        || {
+            let n = total(&one);
+            async move { n >= head }
+        },
+    )
     .await;
     let (ra, sa) = a.stop().await;
     let (rb, sb) = b.stop().await;
     let (r1, s1) = one.stop().await;
-    assert!(ra.applied > 0 && rb.applied > 0, "both members got partitions: {ra:?} {rb:?}");
-    assert_eq!(ra.applied + rb.applied, r1.applied, "no event applied by both");
+    assert!(
+        ra.applied > 0 && rb.applied > 0,
+        "both members got partitions: {ra:?} {rb:?}"
+    );
+    assert_eq!(
+        ra.applied + rb.applied,
+        r1.applied,
+        "no event applied by both"
+    );
     assert_eq!(r1.applied, head);
     let union: BTreeMap<String, u64> = sa
         .applied
@@ -769,4 +827,3 @@ async fn two_workers_in_one_group_hold_what_one_holds() {
     assert_eq!(union, single);
     assert_eq!(single, final_versions, "every stream to its last version");
 }
-

@@ -151,7 +151,10 @@ mod tests {
 
     #[test]
     fn kafka_is_off_without_brokers() {
-        assert_eq!(KafkaConfig::from_vars(vars(&[("PATH", "/bin")])).unwrap(), None);
+        assert_eq!(
+            KafkaConfig::from_vars(vars(&[("PATH", "/bin")])).unwrap(),
+            None
+        );
         assert_eq!(
             KafkaConfig::from_vars(vars(&[("O2OHUB_KAFKA_BROKERS", "  ")])).unwrap(),
             None

@@ -94,9 +94,7 @@ pub enum SnapshotError {
 
 /// The snapshot file of `group` under `data_dir`.
 pub fn snapshot_path(data_dir: &Path, group: &str) -> PathBuf {
-    data_dir
-        .join("kafka")
-        .join(format!("worker-{group}.json"))
+    data_dir.join("kafka").join(format!("worker-{group}.json"))
 }
 
 /// Loads a snapshot if it exists, belongs to `group`, and was made by the
@@ -104,9 +102,10 @@ pub fn snapshot_path(data_dir: &Path, group: &str) -> PathBuf {
 pub fn load(path: &Path, group: &str, ordering: Ordering) -> Option<WorkerSnapshot> {
     let bytes = std::fs::read(path).ok()?;
     match serde_json::from_slice::<WorkerSnapshot>(&bytes) {
-        Ok(s) if s.group == group
-            && s.ordering == ordering
-            && s.versions == ModelSet::default().versions() =>
+        Ok(s)
+            if s.group == group
+                && s.ordering == ordering
+                && s.versions == ModelSet::default().versions() =>
         {
             Some(s)
         }

@@ -204,7 +204,8 @@ async fn report_lag(store: Arc<dyn EventStore>, status: Arc<RelayStatus>) {
         match store.head().await {
             Ok(head) => {
                 let checkpoint = status.checkpoint();
-                metrics::gauge!("o2ohub_kafka_relay_lag").set(head.saturating_sub(checkpoint) as f64);
+                metrics::gauge!("o2ohub_kafka_relay_lag")
+                    .set(head.saturating_sub(checkpoint) as f64);
                 metrics::gauge!("o2ohub_kafka_relay_checkpoint").set(checkpoint as f64);
             }
             Err(_) => return,
@@ -297,7 +298,10 @@ async fn send(
             .headers(headers);
         match producer.send_result(message) {
             Ok(future) => return Ok(future),
-            Err((rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+            Err((
+                rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
+                _,
+            )) => {
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             Err((error, _)) => return Err(RelayError::Delivery { position, error }),

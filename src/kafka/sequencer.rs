@@ -150,13 +150,13 @@ impl Sequencer {
 
     /// Takes one message; returns the events now ready, in the order to apply them.
     pub fn offer(&mut self, source: Source, arrival: Arrival) -> Vec<Envelope> {
-        let progress = self
-            .partitions
-            .entry(source.partition.clone())
-            .or_insert(PartitionProgress {
-                seen: -1,
-                buffered: BTreeSet::new(),
-            });
+        let progress =
+            self.partitions
+                .entry(source.partition.clone())
+                .or_insert(PartitionProgress {
+                    seen: -1,
+                    buffered: BTreeSet::new(),
+                });
         progress.seen = progress.seen.max(source.offset);
         let (position, stream, version, envelope) = match arrival {
             Arrival::Foreign => return Vec::new(),
@@ -297,7 +297,9 @@ mod tests {
     fn global_ordering_waits_for_predecessors_and_drops_resends() {
         let mut s = Sequencer::new(Ordering::Global, Applied::default());
         // Position 2 (orders) arrives before 1 (merchants).
-        assert!(s.offer(at("orders", 0, 0), event(2, "order-a", 1)).is_empty());
+        assert!(s
+            .offer(at("orders", 0, 0), event(2, "order-a", 1))
+            .is_empty());
         assert_eq!(s.waiting(), 1);
         assert_eq!(
             s.commit_points(),
@@ -307,8 +309,12 @@ mod tests {
         let ready = s.offer(at("merchants", 0, 0), event(1, "merchant-m", 1));
         assert_eq!(positions(&ready), vec![1, 2]);
         // A re-send of both after a relay restart is dropped.
-        assert!(s.offer(at("merchants", 0, 1), event(1, "merchant-m", 1)).is_empty());
-        assert!(s.offer(at("orders", 0, 1), event(2, "order-a", 1)).is_empty());
+        assert!(s
+            .offer(at("merchants", 0, 1), event(1, "merchant-m", 1))
+            .is_empty());
+        assert!(s
+            .offer(at("orders", 0, 1), event(2, "order-a", 1))
+            .is_empty());
         assert_eq!(s.applied().duplicates, 2);
         assert_eq!(s.applied().events, 2);
         assert_eq!(
@@ -338,14 +344,26 @@ mod tests {
     #[test]
     fn stream_ordering_applies_on_arrival_and_dedupes_by_version() {
         let mut s = Sequencer::new(Ordering::Stream, Applied::default());
-        assert_eq!(positions(&s.offer(at("o", 1, 5), event(9, "order-a", 1))), vec![9]);
-        assert_eq!(positions(&s.offer(at("o", 1, 6), event(12, "order-a", 2))), vec![12]);
+        assert_eq!(
+            positions(&s.offer(at("o", 1, 5), event(9, "order-a", 1))),
+            vec![9]
+        );
+        assert_eq!(
+            positions(&s.offer(at("o", 1, 6), event(12, "order-a", 2))),
+            vec![12]
+        );
         assert!(s.offer(at("o", 1, 7), event(9, "order-a", 1)).is_empty());
-        assert_eq!(positions(&s.offer(at("o", 2, 0), event(3, "order-b", 1))), vec![3]);
+        assert_eq!(
+            positions(&s.offer(at("o", 2, 0), event(3, "order-b", 1))),
+            vec![3]
+        );
         assert_eq!(s.applied().streams["order-a"], 2);
         assert!(s.is_repeat(&at("o", 1, 6)));
         assert!(!s.is_repeat(&at("o", 1, 8)));
-        assert!(!s.is_repeat(&at("o", 3, 0)), "a new partition starts at any offset");
+        assert!(
+            !s.is_repeat(&at("o", 3, 0)),
+            "a new partition starts at any offset"
+        );
         assert_eq!(s.applied().duplicates, 1);
     }
 
@@ -355,7 +373,9 @@ mod tests {
         s.offer(at("t", 0, 0), event(1, "order-a", 1));
         let saved = s.applied().clone();
         let mut resumed = Sequencer::new(Ordering::Global, saved);
-        assert!(resumed.offer(at("t", 0, 0), event(1, "order-a", 1)).is_empty());
+        assert!(resumed
+            .offer(at("t", 0, 0), event(1, "order-a", 1))
+            .is_empty());
         assert_eq!(
             positions(&resumed.offer(at("t", 0, 1), event(2, "order-a", 2))),
             vec![2]

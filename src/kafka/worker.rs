@@ -132,7 +132,12 @@ pub async fn run(
         })?;
     let mut snapshot = match models::load(&path, &group, ordering) {
         Some(s) => {
-            tracing::info!(group, events = s.applied.events, next_position = s.applied.next_position, "resuming from the worker snapshot");
+            tracing::info!(
+                group,
+                events = s.applied.events,
+                next_position = s.applied.next_position,
+                "resuming from the worker snapshot"
+            );
             s
         }
         None => {
@@ -306,17 +311,15 @@ fn refuse_orphan_group(
 ) -> Result<(), WorkerError> {
     let mut all = TopicPartitionList::new();
     for topic in topics::event_topics(kafka) {
-        let metadata = tokio::task::block_in_place(|| {
-            consumer.fetch_metadata(Some(&topic), KAFKA_TIMEOUT)
-        })?;
+        let metadata =
+            tokio::task::block_in_place(|| consumer.fetch_metadata(Some(&topic), KAFKA_TIMEOUT))?;
         for t in metadata.topics() {
             for p in t.partitions() {
                 all.add_partition(t.name(), p.id());
             }
         }
     }
-    let committed =
-        tokio::task::block_in_place(|| consumer.committed_offsets(all, KAFKA_TIMEOUT))?;
+    let committed = tokio::task::block_in_place(|| consumer.committed_offsets(all, KAFKA_TIMEOUT))?;
     if committed
         .elements()
         .iter()
