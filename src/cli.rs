@@ -140,6 +140,26 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 42)]
         seed: u64,
     },
+    /// The Kafka relay against a raw producer on the same records, and
+    /// command → Kafka-fed read model latency (needs O2OHUB_KAFKA_BROKERS;
+    /// `scripts/kafka.sh start` runs a local broker).
+    Kafka {
+        /// Approximate events of the throughput run.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// Commands per second of the latency run.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// Seconds of the latency run.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Print one JSON object per measurement.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory.
+        #[arg(long, default_value = "target/bench-kafka")]
+        dir: PathBuf,
+    },
     /// Events/s folded when every read model is rebuilt from a synthetic log.
     Rebuild {
         /// Approximate number of events in the synthetic log.
@@ -226,6 +246,31 @@ pub async fn run(cli: Cli) -> Result<()> {
                 seed,
             };
             bench::geo::run(opts).await
+        }
+        Command::Bench(BenchCommand::Kafka {
+            events,
+            rate,
+            seconds,
+            json,
+            dir,
+        }) => {
+            if events == 0 || rate == 0 || seconds.is_nan() || seconds <= 0.0 {
+                anyhow::bail!("--events, --rate and --seconds must be positive");
+            }
+            let kafka = crate::kafka::KafkaConfig::from_env()?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "O2OHUB_KAFKA_BROKERS is not set: start a broker with `scripts/kafka.sh start` and export what it prints"
+                )
+            })?;
+            bench::kafka::run(bench::kafka::KafkaBench {
+                kafka,
+                events,
+                rate,
+                seconds,
+                json,
+                dir,
+            })
+            .await
         }
         Command::Bench(BenchCommand::Rebuild {
             events,

@@ -312,6 +312,7 @@ impl InProcessWorker {
             data_dir: dir.path().to_owned(),
             ordering,
             commit_every: Duration::from_millis(100),
+            progress: None,
         };
         let task = tokio::spawn(worker::run(options, async {
             let _ = stopped.await;

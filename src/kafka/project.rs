@@ -71,6 +71,7 @@ pub async fn run(command: ProjectCommand) -> Result<()> {
             data_dir: command.data_dir,
             ordering: command.ordering,
             commit_every: command.commit_every,
+            progress: None,
         },
         crate::serve::shutdown_signal(),
     )

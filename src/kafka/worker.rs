@@ -42,6 +42,9 @@ pub struct WorkerOptions {
     pub ordering: Ordering,
     /// How often the snapshot is saved and offsets committed.
     pub commit_every: Duration,
+    /// Receives the next position to apply after every applied event, for
+    /// in-process observers (the latency benchmark); `None` in a worker process.
+    pub progress: Option<tokio::sync::watch::Sender<u64>>,
 }
 
 /// What a worker did before it stopped.
@@ -116,6 +119,7 @@ pub async fn run(
         data_dir,
         ordering,
         commit_every,
+        progress,
     } = options;
     topics::ensure_topics(&kafka).await?;
     let path = models::snapshot_path(&data_dir, &group);
@@ -198,8 +202,12 @@ pub async fn run(
                         }
                     }
                 };
-                for envelope in sequencer.offer(source, arrival) {
-                    snapshot.models.apply(&envelope);
+                let ready = sequencer.offer(source, arrival);
+                for envelope in &ready {
+                    snapshot.models.apply(envelope);
+                }
+                if let (Some(p), false) = (&progress, ready.is_empty()) {
+                    p.send_replace(sequencer.next_position());
                 }
                 dirty = true;
             }
