@@ -169,7 +169,9 @@ async fn throughput(opts: &KafkaBench, run_id: &str) -> Result<(f64, f64, u64)> 
     Ok((raw, relayed, head))
 }
 
-fn check(delivery: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, impl std::fmt::Debug>) -> Result<()> {
+fn check(
+    delivery: Result<rdkafka::producer::future_producer::OwnedDeliveryResult, impl std::fmt::Debug>,
+) -> Result<()> {
     match delivery {
         Ok(Ok(_)) => Ok(()),
         Ok(Err((e, _))) => bail!("the broker refused a record: {e}"),
@@ -213,10 +215,7 @@ async fn latency(opts: &KafkaBench, run_id: &str) -> Result<Latencies> {
             }
         })
     };
-    let city = super::geo::synthetic_city(
-        (opts.rate as f64 * opts.seconds) as usize + 1,
-        9,
-    );
+    let city = super::geo::synthetic_city((opts.rate as f64 * opts.seconds) as usize + 1, 9);
     let meta = EventMetadata {
         occurred_at: chrono::Utc::now(),
         correlation_id: uuid::Uuid::now_v7(),

@@ -322,26 +322,36 @@ async fn confirm(
     // Confirmations not yet added to the counter, and the rate window.
     let mut uncounted = 0u64;
     let (mut window_start, mut window_count) = (Instant::now(), 0u64);
-    while let Some((position, delivery)) = confirmations.recv().await {
-        match delivery.await {
-            Ok(Ok(_)) => {}
-            Ok(Err((error, _))) => {
-                write_checkpoint(&path, status.checkpoint())?;
-                return Err(RelayError::Delivery { position, error });
+    loop {
+        // Wait for the next delivery, but wake up to write the checkpoint
+        // when the stream pauses.
+        let next = match tokio::time::timeout(CHECKPOINT_EVERY, confirmations.recv()).await {
+            Ok(Some(next)) => Some(next),
+            Ok(None) => break,
+            Err(_) => None,
+        };
+        if let Some((position, delivery)) = next {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((error, _))) => {
+                    write_checkpoint(&path, status.checkpoint())?;
+                    return Err(RelayError::Delivery { position, error });
+                }
+                Err(_canceled) => {
+                    write_checkpoint(&path, status.checkpoint())?;
+                    return Err(RelayError::Delivery {
+                        position,
+                        error: rdkafka::error::KafkaError::Canceled,
+                    });
+                }
             }
-            Err(_canceled) => {
-                write_checkpoint(&path, status.checkpoint())?;
-                return Err(RelayError::Delivery {
-                    position,
-                    error: rdkafka::error::KafkaError::Canceled,
-                });
-            }
+            status.checkpoint.store(position, Ordering::Release);
+            status.published.fetch_add(1, Ordering::Relaxed);
+            uncounted += 1;
+            window_count += 1;
         }
-        status.checkpoint.store(position, Ordering::Release);
-        status.published.fetch_add(1, Ordering::Relaxed);
-        uncounted += 1;
-        window_count += 1;
-        if last_write.elapsed() >= CHECKPOINT_EVERY || confirmations.is_empty() {
+        if last_write.elapsed() >= CHECKPOINT_EVERY {
+            let position = status.checkpoint();
             if position != written {
                 write_checkpoint(&path, position)?;
                 written = position;

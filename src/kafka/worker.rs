@@ -131,6 +131,9 @@ pub async fn run(
         .set("statistics.interval.ms", "5000")
         .set_if_absent(&kafka, "session.timeout.ms", "10000")
         .set_if_absent(&kafka, "heartbeat.interval.ms", "1000")
+        // A fetch with nothing new waits at most this long; some brokers
+        // (tansu) wait the whole time even when data arrives meanwhile.
+        .set_if_absent(&kafka, "fetch.wait.max.ms", "10")
         .create_with_context(WorkerContext {
             group: group.clone(),
         })?;
