@@ -638,11 +638,16 @@ async fn published_day(
         },
     )
     .await;
-    assert_eq!(
-        relay::read_checkpoint(&relay::checkpoint_path(dir.path())).unwrap(),
-        head,
-        "the checkpoint file follows delivery"
-    );
+    let file = relay::checkpoint_path(dir.path());
+    eventually(
+        Duration::from_secs(5),
+        "the checkpoint file follows delivery",
+        || {
+            let stored = relay::read_checkpoint(&file).unwrap();
+            async move { stored == head }
+        },
+    )
+    .await;
     (store, dir, head)
 }
 
