@@ -370,3 +370,24 @@ async fn confirm(
     let _ = producer.flush(Duration::from_secs(1));
     write_checkpoint(&path, status.checkpoint())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checkpoint_file_round_trips_and_refuses_garbage() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = checkpoint_path(dir.path());
+        assert_eq!(
+            read_checkpoint(&path).unwrap(),
+            0,
+            "no file: from the start"
+        );
+        write_checkpoint(&path, 42).unwrap();
+        assert_eq!(read_checkpoint(&path).unwrap(), 42);
+        std::fs::write(&path, "forty-two").unwrap();
+        let e = read_checkpoint(&path).unwrap_err();
+        assert!(e.to_string().contains("delete it"), "{e}");
+    }
+}
