@@ -17,6 +17,11 @@ cargo fmt --all -- --check
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --features eventstoredb --quiet -- -D warnings
 
+step "Kafka-protocol broker for tests/kafka.rs (tansu; first install 10-25 min, cached)"
+bash scripts/kafka.sh install
+O2OHUB_TANSU="$(bash scripts/kafka.sh path)"
+export O2OHUB_TANSU
+
 step "cargo test --workspace"
 cargo test --workspace --features eventstoredb
 

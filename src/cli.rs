@@ -110,6 +110,32 @@ pub enum Command {
         #[arg(long)]
         to: PathBuf,
     },
+    /// Feed the read models from Kafka as a member of a consumer group
+    /// (needs O2OHUB_KAFKA_BROKERS); snapshots under the data directory.
+    Project {
+        /// Where events come from.
+        #[arg(long, value_enum, default_value = "kafka")]
+        source: crate::kafka::project::ProjectionSource,
+        /// The consumer group.
+        #[arg(long)]
+        group: String,
+        /// The data directory (the worker's snapshot: kafka/worker-<group>.json).
+        #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// global: apply in log order (this worker owns every partition, a
+        /// full copy); stream: per-aggregate order (workers split a group).
+        #[arg(long, value_enum, default_value = "global")]
+        ordering: crate::kafka::sequencer::Ordering,
+        /// Milliseconds between snapshot-and-commit.
+        #[arg(long, default_value_t = 1000)]
+        commit_ms: u64,
+        /// Serve Prometheus metrics on this address.
+        #[arg(long)]
+        metrics_addr: Option<std::net::SocketAddr>,
+    },
+    /// Create the hub's Kafka topics (O2OHUB_KAFKA_BROKERS; partitions from
+    /// O2OHUB_KAFKA_PARTITIONS) if they do not exist.
+    KafkaTopics,
     /// Inspect a data directory's event store: open it (which recovers and
     /// verifies every record) and print its head position and size on disk.
     Check {
@@ -190,6 +216,26 @@ pub enum BenchCommand {
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+    },
+    /// The Kafka relay against a raw producer on the same records, and
+    /// command → Kafka-fed read model latency (needs O2OHUB_KAFKA_BROKERS;
+    /// `scripts/kafka.sh start` runs a local broker).
+    Kafka {
+        /// Approximate events of the throughput run.
+        #[arg(long, default_value_t = 100_000)]
+        events: u64,
+        /// Commands per second of the latency run.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// Seconds of the latency run.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Print one JSON object per measurement.
+        #[arg(long)]
+        json: bool,
+        /// Scratch directory.
+        #[arg(long, default_value = "target/bench-kafka")]
+        dir: PathBuf,
     },
     /// Events/s folded when every read model is rebuilt from a synthetic log.
     Rebuild {
@@ -314,6 +360,31 @@ pub async fn run(cli: Cli) -> Result<()> {
             })
             .await
         }
+        Command::Bench(BenchCommand::Kafka {
+            events,
+            rate,
+            seconds,
+            json,
+            dir,
+        }) => {
+            if events == 0 || rate == 0 || seconds.is_nan() || seconds <= 0.0 {
+                anyhow::bail!("--events, --rate and --seconds must be positive");
+            }
+            let kafka = crate::kafka::KafkaConfig::from_env()?.ok_or_else(|| {
+                anyhow::anyhow!(
+                    "O2OHUB_KAFKA_BROKERS is not set: start a broker with `scripts/kafka.sh start` and export what it prints"
+                )
+            })?;
+            bench::kafka::run(bench::kafka::KafkaBench {
+                kafka,
+                events,
+                rate,
+                seconds,
+                json,
+                dir,
+            })
+            .await
+        }
         Command::Bench(BenchCommand::Rebuild {
             events,
             json,
@@ -403,6 +474,49 @@ pub async fn run(cli: Cli) -> Result<()> {
                 "restore: o2ohub check --data-dir {0} && o2ohub serve --data-dir {0} (with the same secrets in the environment)",
                 to.display()
             );
+            Ok(())
+        }
+        Command::Project {
+            source,
+            group,
+            data_dir,
+            ordering,
+            commit_ms,
+            metrics_addr,
+        } => {
+            if commit_ms == 0 {
+                anyhow::bail!("--commit-ms must be positive");
+            }
+            crate::kafka::project::run(crate::kafka::project::ProjectCommand {
+                source,
+                group,
+                data_dir,
+                ordering,
+                commit_every: std::time::Duration::from_millis(commit_ms),
+                metrics_addr,
+            })
+            .await
+        }
+        Command::KafkaTopics => {
+            let kafka = crate::kafka::KafkaConfig::from_env()?.ok_or_else(|| {
+                anyhow::anyhow!("O2OHUB_KAFKA_BROKERS is not set: point it at the Kafka cluster")
+            })?;
+            let created = crate::kafka::topics::ensure_topics(&kafka).await?;
+            for suffix in crate::kafka::topics::EVENT_TOPICS
+                .iter()
+                .chain([&crate::kafka::topics::DEAD_LETTER])
+            {
+                let name = format!("{}{suffix}", kafka.topic_prefix);
+                let state = if created.contains(&name) {
+                    "created"
+                } else {
+                    "exists"
+                };
+                println!(
+                    "{name}: {state} ({} partitions wanted)",
+                    crate::kafka::topics::partitions_of(&kafka, suffix)
+                );
+            }
             Ok(())
         }
         Command::Check { data_dir } => {

@@ -16,6 +16,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::task::JoinHandle;
 
+use crate::kafka::relay::{Relay, RelayStatus};
+use crate::kafka::KafkaConfig;
 use crate::runner::{self, Shared, Snapshots};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{EventStore, Position, StoreError};
@@ -82,6 +84,9 @@ pub struct HubConfig {
     pub snapshot_every: Duration,
     /// The event store.
     pub store: StoreBackend,
+    /// The Kafka cluster the relay publishes the log to; `None` runs on the
+    /// store alone.
+    pub kafka: Option<KafkaConfig>,
 }
 
 impl HubConfig {
@@ -91,6 +96,7 @@ impl HubConfig {
             data_dir,
             snapshot_every: Duration::from_secs(30),
             store: StoreBackend::Embedded,
+            kafka: None,
         }
     }
 
@@ -150,6 +156,8 @@ pub struct Hub {
     runners: Vec<JoinHandle<()>>,
     /// The dispatcher, when this hub dispatches.
     dispatcher: Option<JoinHandle<()>>,
+    /// The relay publishing the log to Kafka, when Kafka is configured.
+    relay: Option<Relay>,
 }
 
 /// The opened backend, kept to shut it down.
@@ -230,12 +238,20 @@ impl Hub {
             analytics: start(&store, Analytics::default(), &snapshots, &mut runners),
             search: start(&store, MerchantSearch::new(), &snapshots, &mut runners),
         };
+        let relay = match &config.kafka {
+            Some(kafka) => Some(
+                Relay::start(store.clone(), kafka.clone(), &config.data_dir)
+                    .map_err(|e| StoreError::Backend(format!("kafka relay: {e}")))?,
+            ),
+            None => None,
+        };
         Ok(Hub {
             store,
             backend,
             read,
             runners,
             dispatcher: None,
+            relay,
         })
     }
 
@@ -254,6 +270,22 @@ impl Hub {
             .head()
             .await?
             .saturating_sub(self.read.position()))
+    }
+
+    /// The relay's progress, when Kafka is configured.
+    pub fn relay(&self) -> Option<&RelayStatus> {
+        self.relay.as_ref().map(|r| r.status.as_ref())
+    }
+
+    /// Events committed to the store but not yet confirmed on Kafka
+    /// (`None` without Kafka).
+    pub async fn relay_lag(&self) -> Result<Option<u64>, StoreError> {
+        match self.relay() {
+            Some(status) => Ok(Some(
+                self.store.head().await?.saturating_sub(status.checkpoint()),
+            )),
+            None => Ok(None),
+        }
     }
 
     /// Waits until every read model has applied everything committed so far.
@@ -275,6 +307,9 @@ impl Hub {
         self.backend.shutdown().await;
         for r in self.runners {
             let _ = r.await;
+        }
+        if let Some(relay) = self.relay {
+            relay.stopped().await;
         }
     }
 }

@@ -22,6 +22,8 @@
 //! - [`hub`]: the store and the read models assembled and running.
 //! - [`replay`]: `o2ohub replay`, a recorded day's deliveries under another
 //!   dispatch policy.
+//! - [`kafka`]: the relay publishing the log to Kafka, and the Kafka-fed
+//!   projection workers (`o2ohub project --source kafka`).
 //! - [`rebuild`]: `o2ohub rebuild`, read models folded from position 1.
 //! - [`bench`]: the `o2ohub bench` measurements.
 //! - [`cli`]: the command-line interface of the `o2ohub` binary.
@@ -38,6 +40,7 @@ pub mod command;
 pub mod dispatch;
 pub mod domain;
 pub mod hub;
+pub mod kafka;
 pub mod rebuild;
 pub mod replay;
 pub mod routing;

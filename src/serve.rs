@@ -25,7 +25,7 @@ pub fn metrics() -> Option<metrics_exporter_prometheus::PrometheusHandle> {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
@@ -45,10 +45,13 @@ pub async fn start(
     Arc<AppState>,
     impl std::future::Future<Output = ()>,
 )> {
-    start_with(addr, HubConfig::new(data_dir.to_path_buf()), shutdown).await
+    let mut config = HubConfig::new(data_dir.to_path_buf());
+    config.kafka = crate::kafka::KafkaConfig::from_env()?;
+    start_with(addr, config, shutdown).await
 }
 
-/// [`start`] with a whole hub configuration (e.g. another event store).
+/// Like [`start`], with the hub's settings given rather than read from the
+/// environment (tests point each hub at its own Kafka broker).
 pub async fn start_with(
     addr: SocketAddr,
     config: HubConfig,

@@ -30,9 +30,12 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
 }
 
 async fn ready(state: State) -> Result<warp::reply::Response, Rejection> {
+    // Kafka lag is reported, not gated on: a broker outage delays
+    // publication, and the hub keeps accepting commands meanwhile.
+    let relay_lag = state.hub.relay_lag().await.ok().flatten();
     match state.hub.lag().await {
         Ok(lag) if lag <= READY_LAG => Ok(warp::reply::json(
-            &json!({"status": "ready", "projection_lag": lag}),
+            &json!({"status": "ready", "projection_lag": lag, "relay_lag": relay_lag}),
         )
         .into_response()),
         Ok(lag) => Ok(Problem::new(

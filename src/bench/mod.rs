@@ -6,12 +6,14 @@
 //! - [`geo`]: the merchant search on a 100k-merchant city against Redis GEOSEARCH.
 //! - [`dispatch`]: one dispatcher tick at city scale, and a simulated hour
 //!   of the global policy against greedy nearest-rider.
+//! - [`kafka`]: the Kafka relay against a raw producer, and command → Kafka-fed read model latency.
 //! - [`rebuild`]: events/s folded when read models are rebuilt from the log.
 //! - [`latency`]: percentile bookkeeping shared by the benches.
 
 pub mod api;
 pub mod dispatch;
 pub mod geo;
+pub mod kafka;
 pub mod latency;
 pub mod rebuild;
 pub mod store;

@@ -34,7 +34,7 @@ pub struct RebuildBench {
 }
 
 /// Writes the synthetic day; returns the number of events written.
-async fn write_day(store: &dyn EventStore, target: u64, seed: u64) -> Result<u64> {
+pub async fn write_day(store: &dyn EventStore, target: u64, seed: u64) -> Result<u64> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let start = Utc
         .with_ymd_and_hms(2026, 11, 25, 6, 0, 0)

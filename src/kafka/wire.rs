@@ -1,0 +1,268 @@
+//! The shape of an event on Kafka: the record key (the stream id), the
+//! headers (event id, type, schema version, global position, stream version,
+//! correlation id) and the value (the JSON envelope, payload embedded as
+//! JSON). Encoding and the checked decoding a consumer does, which tells a
+//! poison message from an event.
+
+use chrono::{DateTime, Utc};
+use o2ohub_events::{Actor, DecodeError};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use uuid::Uuid;
+
+use crate::store::{EventMetadata, NewEvent, RecordedEvent};
+
+/// Header names, as consumers see them.
+pub mod header {
+    /// The event's UUID (consumers dedupe on it).
+    pub const EVENT_ID: &str = "event-id";
+    /// The stable type name, e.g. `OrderPlaced`.
+    pub const EVENT_TYPE: &str = "event-type";
+    /// The payload's schema version.
+    pub const SCHEMA_VERSION: &str = "schema-version";
+    /// The position in the store's global log.
+    pub const GLOBAL_POSITION: &str = "global-position";
+    /// The version within the stream.
+    pub const STREAM_VERSION: &str = "stream-version";
+    /// The request or process the event belongs to.
+    pub const CORRELATION_ID: &str = "correlation-id";
+    /// On the dead-letter topic: why the message was set aside.
+    pub const DEAD_LETTER_REASON: &str = "dead-letter-reason";
+    /// On the dead-letter topic: `topic/partition/offset` it came from.
+    pub const DEAD_LETTER_SOURCE: &str = "dead-letter-source";
+}
+
+/// The JSON value of a record.
+#[derive(Serialize, Deserialize)]
+struct WireEnvelope<'a> {
+    /// Unique id of the event.
+    event_id: Uuid,
+    /// Stream (aggregate instance), also the record key.
+    #[serde(borrow)]
+    stream_id: std::borrow::Cow<'a, str>,
+    /// Version within the stream.
+    stream_version: u64,
+    /// Position in the store's global log.
+    global_position: u64,
+    /// Stable type name.
+    #[serde(borrow)]
+    event_type: std::borrow::Cow<'a, str>,
+    /// Schema version of `payload`.
+    schema_version: u32,
+    /// When the command was decided.
+    occurred_at: DateTime<Utc>,
+    /// When the store committed the event.
+    recorded_at: DateTime<Utc>,
+    /// The request or process it belongs to.
+    correlation_id: Uuid,
+    /// What caused it.
+    causation_id: Option<Uuid>,
+    /// Who caused it.
+    actor: Actor,
+    /// The payload, as stored.
+    #[serde(borrow)]
+    payload: &'a RawValue,
+}
+
+/// One event ready to produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WireRecord {
+    /// The record key: the stream id.
+    pub key: String,
+    /// `(name, value)` headers.
+    pub headers: Vec<(&'static str, String)>,
+    /// The JSON envelope.
+    pub value: Vec<u8>,
+}
+
+/// Encodes a stored event as a record.
+pub fn encode(recorded: &RecordedEvent) -> WireRecord {
+    let e = &recorded.event;
+    // A stored payload is JSON (written by `Event::encode`); anything else is
+    // carried as a JSON string so the record stays JSON and consumers see it
+    // as an undecodable payload rather than losing it.
+    let quoted;
+    let payload: &RawValue = match serde_json::from_str::<&RawValue>(&e.payload) {
+        Ok(raw) => raw,
+        Err(_) => {
+            quoted = RawValue::from_string(
+                serde_json::to_string(&e.payload).unwrap_or_else(|_| "null".into()),
+            )
+            .unwrap_or_else(|_| RawValue::NULL.to_owned());
+            &quoted
+        }
+    };
+    let wire = WireEnvelope {
+        event_id: e.event_id,
+        stream_id: recorded.stream.as_str().into(),
+        stream_version: recorded.version,
+        global_position: recorded.position,
+        event_type: e.event_type.as_str().into(),
+        schema_version: e.schema_version,
+        occurred_at: e.metadata.occurred_at,
+        recorded_at: recorded.recorded_at,
+        correlation_id: e.metadata.correlation_id,
+        causation_id: e.metadata.causation_id,
+        actor: e.metadata.actor.clone(),
+        payload,
+    };
+    WireRecord {
+        key: recorded.stream.clone(),
+        headers: vec![
+            (header::EVENT_ID, e.event_id.to_string()),
+            (header::EVENT_TYPE, e.event_type.clone()),
+            (header::SCHEMA_VERSION, e.schema_version.to_string()),
+            (header::GLOBAL_POSITION, recorded.position.to_string()),
+            (header::STREAM_VERSION, recorded.version.to_string()),
+            (
+                header::CORRELATION_ID,
+                e.metadata.correlation_id.to_string(),
+            ),
+        ],
+        // Serialising plain fields and a validated raw value cannot fail.
+        value: serde_json::to_vec(&wire).unwrap_or_default(),
+    }
+}
+
+/// Why a message is poison: it is set aside, never applied.
+#[derive(Debug, thiserror::Error)]
+pub enum Poison {
+    /// The value is not a JSON envelope.
+    #[error("not an event envelope: {0}")]
+    NotAnEnvelope(String),
+    /// An envelope whose event this build cannot read (unknown type, future
+    /// schema version, invalid payload). It holds a place in the log.
+    #[error("event at global position {position} cannot be read: {error}")]
+    Undecodable {
+        /// Its global position.
+        position: u64,
+        /// Its stream and version, so the place can be marked as taken.
+        stream: String,
+        /// Its stream version.
+        version: u64,
+        /// Why.
+        error: DecodeError,
+    },
+}
+
+/// Reads a record's value back into the stored event it was made from;
+/// the envelope is decoded (and upcast) so only readable events come back.
+pub fn decode(value: Option<&[u8]>) -> Result<(RecordedEvent, o2ohub_events::Envelope), Poison> {
+    let value = value.ok_or_else(|| Poison::NotAnEnvelope("empty value".into()))?;
+    let wire: WireEnvelope =
+        serde_json::from_slice(value).map_err(|e| Poison::NotAnEnvelope(e.to_string()))?;
+    let recorded = RecordedEvent {
+        position: wire.global_position,
+        stream: wire.stream_id.into_owned(),
+        version: wire.stream_version,
+        recorded_at: wire.recorded_at,
+        event: NewEvent {
+            event_id: wire.event_id,
+            event_type: wire.event_type.into_owned(),
+            schema_version: wire.schema_version,
+            payload: wire.payload.get().to_owned(),
+            metadata: EventMetadata {
+                occurred_at: wire.occurred_at,
+                correlation_id: wire.correlation_id,
+                causation_id: wire.causation_id,
+                actor: wire.actor,
+            },
+        },
+    };
+    if recorded.position == 0 || recorded.version == 0 {
+        return Err(Poison::NotAnEnvelope(
+            "global_position and stream_version start at 1".into(),
+        ));
+    }
+    match recorded.decode() {
+        Ok(envelope) => Ok((recorded, envelope)),
+        Err(error) => Err(Poison::Undecodable {
+            position: recorded.position,
+            stream: recorded.stream,
+            version: recorded.version,
+            error,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use o2ohub_events::{Event, RiderEvent, RiderId, RiderRegistered, VehicleType};
+
+    fn recorded(event_type: &str, schema_version: u32, payload: &str) -> RecordedEvent {
+        RecordedEvent {
+            position: 42,
+            stream: "rider-x".into(),
+            version: 3,
+            recorded_at: Utc::now(),
+            event: NewEvent {
+                event_id: Uuid::now_v7(),
+                event_type: event_type.into(),
+                schema_version,
+                payload: payload.into(),
+                metadata: EventMetadata {
+                    occurred_at: Utc::now(),
+                    correlation_id: Uuid::now_v7(),
+                    causation_id: None,
+                    actor: Actor::system("test"),
+                },
+            },
+        }
+    }
+
+    #[test]
+    fn an_event_round_trips_with_its_headers() {
+        let event: Event = RiderEvent::Registered(RiderRegistered {
+            rider_id: RiderId(Uuid::now_v7()),
+            name: "Ana".into(),
+            vehicle: VehicleType::Bicycle,
+            capacity: 2,
+        })
+        .into();
+        let r = recorded(event.event_type(), event.schema_version(), &event.encode());
+        let wire = encode(&r);
+        assert_eq!(wire.key, "rider-x");
+        assert!(wire
+            .headers
+            .contains(&(header::GLOBAL_POSITION, "42".to_owned())));
+        assert!(wire
+            .headers
+            .contains(&(header::EVENT_ID, r.event.event_id.to_string())));
+        let (back, envelope) = decode(Some(&wire.value)).unwrap();
+        assert_eq!(back, r);
+        assert_eq!(envelope.event, event);
+    }
+
+    #[test]
+    fn poison_is_told_apart() {
+        assert!(matches!(
+            decode(Some(b"not json")),
+            Err(Poison::NotAnEnvelope(_))
+        ));
+        assert!(matches!(decode(None), Err(Poison::NotAnEnvelope(_))));
+        let unknown = encode(&recorded("NoSuchEvent", 1, "{}"));
+        assert!(matches!(
+            decode(Some(&unknown.value)),
+            Err(Poison::Undecodable {
+                position: 42,
+                error: DecodeError::UnknownType(_),
+                ..
+            })
+        ));
+        let future = encode(&recorded("RiderRegistered", 99, "{}"));
+        assert!(matches!(
+            decode(Some(&future.value)),
+            Err(Poison::Undecodable {
+                error: DecodeError::FutureVersion { .. },
+                ..
+            })
+        ));
+        // A payload that is not JSON still makes a JSON record.
+        let garbled = encode(&recorded("RiderRegistered", 1, "{oops"));
+        assert!(matches!(
+            decode(Some(&garbled.value)),
+            Err(Poison::Undecodable { .. })
+        ));
+    }
+}
