@@ -299,7 +299,7 @@ fn merchant(
                     price_minor: rng.random_range(18..=68) * 100,
                 })
                 .collect();
-            let radius = rng.random_range(3_000..=5_000);
+            let radius = rng.random_range(4_000..=7_000);
             (
                 format!("{kind} #{index}"),
                 hours(EVERY_DAY.map(|d| (d, 10 * 60, close))),
@@ -320,8 +320,8 @@ fn merchant(
                         .flat_map(|d| [(d, 11 * 60, 14 * 60 + 30), (d, 17 * 60, 23 * 60)]),
                 ),
                 vec![
-                    service("table-2", "Table for two", 90, 0, tables2),
-                    service("table-4", "Table for four", 90, 0, tables4),
+                    service("table_2", "Table for two", 90, 0, tables2),
+                    service("table_4", "Table for four", 90, 0, tables4),
                 ],
                 ServiceArea::Radius { meters: 6_000 },
                 Vec::new(),
@@ -372,8 +372,8 @@ fn merchant(
                         .map(|d| (d, 9 * 60, 20 * 60)),
                 ),
                 vec![
-                    service("phone-screen", "Phone screen", 45, 30_000, benches),
-                    service("bike-tune", "Bike tune-up", 60, 12_000, benches),
+                    service("phone_screen", "Phone screen", 45, 30_000, benches),
+                    service("bike_tune", "Bike tune-up", 60, 12_000, benches),
                 ],
                 ServiceArea::Radius { meters: 5_000 },
                 Vec::new(),
@@ -386,9 +386,9 @@ fn merchant(
                 format!("Cleaning Co #{index}"),
                 hours(EVERY_DAY.map(|d| (d, 8 * 60, 21 * 60))),
                 vec![
-                    service("home-2h", "Home cleaning, 2 hours", 120, 24_000, crews),
+                    service("home_2h", "Home cleaning, 2 hours", 120, 24_000, crews),
                     service(
-                        "deep-4h",
+                        "deep_4h",
                         "Deep cleaning, 4 hours",
                         240,
                         52_000,

@@ -155,6 +155,8 @@ pub fn draw(city: &City, start: DateTime<Utc>, hours: f64) -> Day {
     ];
     let category_weights: Vec<f64> = categories.iter().map(|c| c.1).collect();
     let home_weights: Vec<f64> = vec![1.0; city.consumers.len()];
+    // People book 15 minutes to 2.5 hours ahead; in a short day, sooner.
+    let longest_lead = ((hours * 60.0 / 3.0) as u32).clamp(15, 150);
     let mut demands = Vec::new();
     let mut minute_start = start;
     while minute_start < end {
@@ -176,7 +178,7 @@ pub fn draw(city: &City, start: DateTime<Utc>, hours: f64) -> Day {
                 [weighted(&mut rng, &[0.8, 0.12, 0.08])];
             this_minute.push(Want::Visit {
                 category: categories[weighted(&mut rng, &category_weights)].0,
-                lead_minutes: rng.random_range(20..=150),
+                lead_minutes: rng.random_range(15..=longest_lead),
                 fate,
             });
         }

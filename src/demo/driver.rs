@@ -28,8 +28,10 @@ pub const CLOSING: Duration = Duration::minutes(60);
 pub struct Tally {
     /// Visits booked.
     pub booked: AtomicU64,
-    /// Searches that found no merchant or no free slot.
-    pub unserved: AtomicU64,
+    /// Searches that found no merchant serving the consumer.
+    pub no_merchant: AtomicU64,
+    /// Visits wanted that found no free slot inside the day.
+    pub no_slot: AtomicU64,
     /// Orders placed.
     pub ordered: AtomicU64,
     /// Orders placed and not cancelled, not yet handed over.

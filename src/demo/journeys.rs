@@ -97,7 +97,7 @@ async fn visit(
     let from = demand.at + Duration::minutes(i64::from(lead));
     let to = (from + Duration::hours(2)).min(town.day.end);
     if from >= to {
-        town.tally.unserved.fetch_add(1, Ordering::Relaxed);
+        town.tally.no_slot.fetch_add(1, Ordering::Relaxed);
         return;
     }
     let hits = search(
@@ -110,14 +110,25 @@ async fn visit(
     )
     .await;
     let Some(merchant) = pick(rng, &hits) else {
-        town.tally.unserved.fetch_add(1, Ordering::Relaxed);
+        town.tally.no_merchant.fetch_add(1, Ordering::Relaxed);
         return;
     };
     let Some(&store) = town.store_index.get(&merchant) else {
         return;
     };
-    let services = &town.city.merchants[store].profile.services;
-    let service = &services[rng.random_range(0..services.len())];
+    // A service that can end before the day does.
+    let left = (town.day.end - from).num_minutes();
+    let services: Vec<_> = town.city.merchants[store]
+        .profile
+        .services
+        .iter()
+        .filter(|s| i64::from(s.duration_minutes) <= left)
+        .collect();
+    if services.is_empty() {
+        town.tally.no_slot.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let service = services[rng.random_range(0..services.len())];
     let slots_path = format!(
         "/v1/merchants/{merchant}/slots?service_id={}&from={}&to={}",
         service.service_id,
@@ -162,7 +173,7 @@ async fn visit(
         }
     }
     let Some((slot, Some(visit_id), Some(code))) = booked else {
-        town.tally.unserved.fetch_add(1, Ordering::Relaxed);
+        town.tally.no_slot.fetch_add(1, Ordering::Relaxed);
         return;
     };
     town.tally.booked.fetch_add(1, Ordering::Relaxed);
@@ -241,7 +252,7 @@ async fn delivery(town: &Town, index: usize, lines: &[(usize, u32)], cancels: bo
     )
     .await;
     let Some(&store) = pick(rng, &hits).and_then(|m| town.store_index.get(&m)) else {
-        town.tally.unserved.fetch_add(1, Ordering::Relaxed);
+        town.tally.no_merchant.fetch_add(1, Ordering::Relaxed);
         return;
     };
     let menu = &town.city.merchants[store].menu;

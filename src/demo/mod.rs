@@ -260,6 +260,14 @@ pub async fn run(opts: DemoOptions) -> Result<summary::Summary> {
         seed: opts.seed,
         city: (opts.merchants, opts.riders, size.consumers),
         demands,
+        no_merchant: town
+            .tally
+            .no_merchant
+            .load(std::sync::atomic::Ordering::Relaxed),
+        no_slot: town
+            .tally
+            .no_slot
+            .load(std::sync::atomic::Ordering::Relaxed),
         window: window_text,
         wall_seconds,
         speed: opts.speed,

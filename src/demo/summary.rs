@@ -18,6 +18,10 @@ pub struct Summary {
     pub city: (usize, usize, usize),
     /// Requests the day planned (visits and deliveries).
     pub demands: usize,
+    /// Requests no merchant serving the consumer could take.
+    pub no_merchant: u64,
+    /// Visits wanted that found no free slot inside the day.
+    pub no_slot: u64,
     /// The day's business window, local time, as text.
     pub window: String,
     /// Wall-clock seconds the day took to play.
@@ -109,8 +113,8 @@ impl fmt::Display for Summary {
         )?;
         writeln!(
             out,
-            "  played {} requests of demand in {:.1} s wall (×{:.0})",
-            self.demands, self.wall_seconds, self.speed
+            "  played {} requests of demand in {:.1} s wall (×{:.0}); {} found no merchant, {} no free slot",
+            self.demands, self.wall_seconds, self.speed, self.no_merchant, self.no_slot
         )?;
         writeln!(out)?;
         writeln!(
