@@ -77,9 +77,12 @@ fn format_value(v: f64, unit: &str) -> String {
     }
 }
 
+/// A cell's outline (lng, lat per vertex), its value, its index.
+type Hexagon<'a> = (Vec<(f64, f64)>, f64, &'a str);
+
 /// A hex map of one quantity per H3 cell.
 fn hex_map(title: &str, cells: &[(String, f64)], colour: (u8, u8, u8), unit: &str) -> String {
-    let polygons: Vec<(Vec<(f64, f64)>, f64, &str)> = cells
+    let polygons: Vec<Hexagon> = cells
         .iter()
         .filter_map(|(cell, v)| {
             let index: h3o::CellIndex = cell.parse().ok()?;
