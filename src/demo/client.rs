@@ -139,6 +139,27 @@ impl Hub {
         &self.http
     }
 
+    /// Sends a request built elsewhere (one that is not bearer-authenticated,
+    /// like the payment provider's callback) within the in-flight bound;
+    /// counts it, and notes a failure under `route`.
+    pub async fn send(&self, route: &str, req: reqwest::RequestBuilder) -> bool {
+        let Ok(_slot) = self.slots.acquire().await else {
+            return false;
+        };
+        self.errors.requests.fetch_add(1, Ordering::Relaxed);
+        match req.send().await {
+            Ok(r) if r.status().is_success() => true,
+            Ok(r) => {
+                self.errors.note(format!("{route} → {}", r.status()));
+                false
+            }
+            Err(e) => {
+                self.errors.note(format!("{route} → no answer: {e}"));
+                false
+            }
+        }
+    }
+
     /// Sends one request; retries connection failures and 5xx with the same
     /// idempotency key. `expected` statuses (besides 2xx) are answers, not
     /// failures — a full slot is part of the day.

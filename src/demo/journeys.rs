@@ -349,29 +349,12 @@ async fn pay(town: &Town, order_id: &str, total: &Value) -> bool {
     let signature =
         crate::api::payments::sign(&town.payment_secret, Utc::now().timestamp(), raw.as_bytes());
     let url = format!("{}/v1/payments/webhook", town.hub.base());
-    town.hub.errors.requests.fetch_add(1, Ordering::Relaxed);
-    match town
+    let req = town
         .hub
         .http()
         .post(url)
         .header("o2o-signature", signature)
         .header("content-type", "application/json")
-        .body(raw)
-        .send()
-        .await
-    {
-        Ok(r) if r.status().is_success() => true,
-        Ok(r) => {
-            town.hub
-                .errors
-                .note(format!("POST /v1/payments/webhook → {}", r.status()));
-            false
-        }
-        Err(e) => {
-            town.hub
-                .errors
-                .note(format!("POST /v1/payments/webhook → no answer: {e}"));
-            false
-        }
-    }
+        .body(raw);
+    town.hub.send("POST /v1/payments/webhook", req).await
 }

@@ -244,6 +244,7 @@ pub async fn run(opts: DemoOptions) -> Result<summary::Summary> {
         );
     }
     let window_text = window(&day);
+    let districts = plan.districts.iter().map(|d| (d.name, d.centre)).collect();
     let demands = day.demands.len();
     let town = Arc::new(driver::register(plan, day, hub, &keys, secrets.payments.clone()).await?);
     let started = Instant::now();
@@ -271,6 +272,7 @@ pub async fn run(opts: DemoOptions) -> Result<summary::Summary> {
         window: window_text,
         wall_seconds,
         speed: opts.speed,
+        districts,
         figures,
         store_events: head,
         requests: errors.requests.load(std::sync::atomic::Ordering::Relaxed),

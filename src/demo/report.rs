@@ -5,6 +5,8 @@
 
 use std::fmt::Write as _;
 
+use o2ohub_events::LatLng;
+
 use super::figures::{Cell, Figures};
 use super::summary::Summary;
 
@@ -81,7 +83,13 @@ fn format_value(v: f64, unit: &str) -> String {
 type Hexagon<'a> = (Vec<(f64, f64)>, f64, &'a str);
 
 /// A hex map of one quantity per H3 cell.
-fn hex_map(title: &str, cells: &[(String, f64)], colour: (u8, u8, u8), unit: &str) -> String {
+fn hex_map(
+    title: &str,
+    cells: &[(String, f64)],
+    labels: &[(&str, LatLng)],
+    colour: (u8, u8, u8),
+    unit: &str,
+) -> String {
     let polygons: Vec<Hexagon> = cells
         .iter()
         .filter_map(|(cell, v)| {
@@ -143,6 +151,17 @@ fn hex_map(title: &str, cells: &[(String, f64)], colour: (u8, u8, u8), unit: &st
             }
         );
     }
+    for (name, at) in labels {
+        if (x0..=x1).contains(&at.lng) && (y0..=y1).contains(&at.lat) {
+            let _ = write!(
+                svg,
+                r#"<text x="{:.1}" y="{:.1}" class="place" text-anchor="middle">{}</text>"#,
+                10.0 + (at.lng - x0) * squash * scale,
+                10.0 + (y1 - at.lat) * scale,
+                escape(name)
+            );
+        }
+    }
     svg.push_str("</svg></figure>");
     svg
 }
@@ -202,7 +221,7 @@ body{{font:14px/1.4 system-ui,sans-serif;margin:24px auto;max-width:1360px;color
 h1{{font-size:20px}} figure{{margin:0;background:#fafafa;border:1px solid #e4e4e4;border-radius:6px;padding:8px}}
 figcaption{{font-weight:600;margin-bottom:4px}} .grid2{{display:grid;grid-template-columns:repeat(auto-fit,minmax(520px,1fr));gap:16px;margin:16px 0}}
 svg{{width:100%;height:auto}} .axis{{stroke:#444}} .grid{{stroke:#ddd}} .tick{{font-size:10px;fill:#555}}
-pre{{background:#f4f4f4;padding:12px;border-radius:6px;overflow:auto}} .map{{max-height:460px}} .empty{{color:#888}}
+pre{{background:#f4f4f4;padding:12px;border-radius:6px;overflow:auto}} .map{{max-height:460px}} .place{{font-size:9px;fill:#333;opacity:.7}} .empty{{color:#888}}
 </style></head><body>
 <h1>o2ohub demo — seed {seed}, {window}</h1>
 <div class="grid2">{orders}{visits}{on_time}{histogram}</div>
@@ -244,12 +263,14 @@ pre{{background:#f4f4f4;padding:12px;border-radius:6px;overflow:auto}} .map{{max
         demand = hex_map(
             "Demand: deliveries picked up in the cell",
             &demand,
+            &summary.districts,
             (224, 123, 57),
             "n"
         ),
         supply = hex_map(
             "Supply: rider-hours spent in the cell",
             &supply,
+            &summary.districts,
             (58, 163, 107),
             "h"
         ),
@@ -283,9 +304,14 @@ mod tests {
         let svg = hex_map(
             "m",
             &[(cell, 3.0), ("not-a-cell".into(), 1.0)],
+            &[("Far Away", LatLng { lat: 0.0, lng: 0.0 })],
             (0, 0, 0),
             "n",
         );
         assert_eq!(svg.matches("<polygon").count(), 1);
+        assert!(
+            !svg.contains("Far Away"),
+            "labels outside the map are left out"
+        );
     }
 }

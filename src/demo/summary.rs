@@ -28,6 +28,8 @@ pub struct Summary {
     pub wall_seconds: f64,
     /// Business seconds per wall second.
     pub speed: f64,
+    /// The districts' names and centres (for the report's maps).
+    pub districts: Vec<(&'static str, o2ohub_events::LatLng)>,
     /// Counted from the log.
     pub figures: Figures,
     /// The store's head position at the end.
