@@ -92,6 +92,8 @@ pub struct Hub {
     pub read: ReadModels,
     /// The runners feeding them.
     runners: Vec<JoinHandle<()>>,
+    /// The dispatcher, when this hub dispatches.
+    dispatcher: Option<JoinHandle<()>>,
 }
 
 fn start<P>(
@@ -143,7 +145,16 @@ impl Hub {
             embedded,
             read,
             runners,
+            dispatcher: None,
         })
+    }
+
+    /// Starts the dispatcher (one per hub: it is the only writer of offers).
+    pub fn start_dispatcher(&mut self, config: crate::dispatch::DispatchConfig) {
+        if self.dispatcher.is_none() {
+            let (store, supply) = (self.store.clone(), self.read.supply.clone());
+            self.dispatcher = Some(tokio::spawn(crate::dispatch::run(store, supply, config)));
+        }
     }
 
     /// Events the slowest read model has yet to apply.
@@ -167,6 +178,10 @@ impl Hub {
     /// Stops accepting writes, lets the runners save their snapshots, and
     /// closes the store.
     pub async fn shutdown(self) {
+        if let Some(d) = self.dispatcher {
+            d.abort();
+            let _ = d.await;
+        }
         self.embedded.shutdown().await;
         for r in self.runners {
             let _ = r.await;

@@ -18,6 +18,7 @@
 //!   from the store, with snapshots so a restart resumes.
 //! - [`routing`]: the route optimiser (pickup and delivery with time windows),
 //!   a pure library; `o2ohub solve` runs it on Li & Lim instances.
+//! - [`dispatch`]: the real-time dispatcher: offers to riders every tick.
 //! - [`hub`]: the store and the read models assembled and running.
 //! - [`rebuild`]: `o2ohub rebuild`, read models folded from position 1.
 //! - [`bench`]: the `o2ohub bench` measurements.
@@ -34,6 +35,7 @@ pub mod cli;
 pub mod clock;
 pub mod command;
 pub mod demo;
+pub mod dispatch;
 pub mod domain;
 pub mod hub;
 pub mod rebuild;

@@ -46,10 +46,12 @@ pub async fn start(
     impl std::future::Future<Output = ()>,
 )> {
     let secrets = Secrets::load(data_dir)?;
-    let hub = Hub::open(&HubConfig::new(data_dir.to_path_buf()))
+    let dispatch = crate::dispatch::DispatchConfig::from_env()?;
+    let mut hub = Hub::open(&HubConfig::new(data_dir.to_path_buf()))
         .await
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
     hub.caught_up().await?;
+    hub.start_dispatcher(dispatch);
     let vault = crate::vault::Vault::open(data_dir, &secrets.pii_master)?;
     let state = Arc::new(AppState::new(hub, &secrets, vault, metrics()));
     let (bound, server) = api::serve(state.clone(), addr, shutdown)

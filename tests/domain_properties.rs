@@ -175,6 +175,10 @@ fn delivery_command() -> impl Strategy<Value = DeliveryCommand> {
             expected: code(1),
             photo_ref: None
         }),
+        (1u128..3).prop_map(move |r| DeliveryCommand::Release {
+            rider_id: rider(r),
+            reason: "shift ended".into()
+        }),
         Just(DeliveryCommand::Fail { reason: "r".into() }),
     ]
 }
@@ -229,7 +233,7 @@ proptest! {
     fn deliveries_follow_their_state_machine(steps in prop::collection::vec((delivery_command(), minutes()), 0..40)) {
         check::<Delivery>(
             &steps,
-            &[("not requested", "open"), ("open", "offered"), ("offered", "open"), ("offered", "assigned"),
+            &[("not requested", "open"), ("open", "offered"), ("offered", "open"), ("offered", "assigned"), ("assigned", "open"),
               ("assigned", "picked up"), ("picked up", "delivered"), ("open", "failed"), ("offered", "failed"),
               ("assigned", "failed"), ("picked up", "failed")],
             |_| Ok(()),

@@ -102,6 +102,16 @@ pub struct DeliveryFailed {
     pub reason: String,
 }
 
+/// The rider went off shift before collecting the order; it returns to the
+/// pool (the dispatcher releases it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryReleased {
+    /// The rider who held it.
+    pub rider_id: RiderId,
+    /// Why it was released.
+    pub reason: String,
+}
+
 event_family! {
     /// Events of a delivery.
     DeliveryEvent {
@@ -121,5 +131,7 @@ event_family! {
         Delivered(DeliveryDelivered) = "DeliveryDelivered" v 1,
         /// See [`DeliveryFailed`].
         Failed(DeliveryFailed) = "DeliveryFailed" v 1,
+        /// See [`DeliveryReleased`].
+        Released(DeliveryReleased) = "DeliveryReleased" v 1,
     }
 }

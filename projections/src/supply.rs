@@ -7,8 +7,8 @@
 use chrono::{DateTime, Utc};
 use h3o::{CellIndex, Resolution};
 use o2ohub_events::{
-    DeliveryEvent, DeliveryId, DeliveryRequested, Envelope, Event, LatLng, RiderEvent, RiderId,
-    VehicleType,
+    DeliveryEvent, DeliveryId, DeliveryRequested, Envelope, Event, LatLng, OfferId, OrderId,
+    RiderEvent, RiderId, VehicleType,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -29,8 +29,12 @@ pub struct Leg {
     pub pickup: LatLng,
     /// Where to drop off.
     pub drop_off: LatLng,
+    /// Earliest pickup (the order's ready time).
+    pub ready_at: DateTime<Utc>,
     /// Latest drop-off that keeps the promise.
     pub deadline: DateTime<Utc>,
+    /// Capacity units it takes.
+    pub load: u32,
     /// Whether it is already on board.
     pub picked_up: bool,
 }
@@ -53,9 +57,10 @@ pub struct OnShift {
 }
 
 impl OnShift {
-    /// Free capacity: how many more orders fit.
+    /// Free capacity: how many more units fit.
     pub fn free(&self) -> u32 {
-        self.capacity.saturating_sub(self.route.len() as u32)
+        self.capacity
+            .saturating_sub(self.route.iter().map(|l| l.load).sum::<u32>())
     }
 }
 
@@ -66,8 +71,23 @@ pub struct OpenDelivery {
     pub request: DeliveryRequested,
     /// The rider it is offered to right now, if any.
     pub offered_to: Option<RiderId>,
+    /// The open offer and when it lapses, if any.
+    pub offer: Option<(OfferId, DateTime<Utc>)>,
     /// Riders who declined or let an offer expire, not to be asked again.
     pub passed_by: Vec<RiderId>,
+}
+
+/// Where a delivery stands, as the dispatcher sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// In the pool.
+    Waiting,
+    /// Offered to a rider, unanswered.
+    Offered(RiderId),
+    /// Accepted by a rider, not collected yet.
+    Assigned(RiderId),
+    /// On board with a rider.
+    PickedUp(RiderId),
 }
 
 /// Supply and demand per cell.
@@ -105,10 +125,12 @@ pub struct Supply {
     cells: HashMap<CellIndex, HashSet<RiderId>>,
     /// Deliveries waiting for a rider, by stream.
     open: HashMap<String, OpenDelivery>,
-    /// Accepted deliveries by stream, with their rider.
-    assigned: HashMap<String, RiderId>,
+    /// Accepted deliveries by stream: their rider and whether it was picked up.
+    assigned: HashMap<String, (RiderId, bool)>,
     /// Requests by stream, kept until the delivery ends.
     requests: HashMap<String, DeliveryRequested>,
+    /// The delivery carrying each order, until it ends.
+    by_order: HashMap<OrderId, DeliveryId>,
 }
 
 fn cell_of(p: &LatLng) -> CellIndex {
@@ -138,6 +160,50 @@ impl Supply {
         let mut open: Vec<_> = self.open.values().collect();
         open.sort_by_key(|d| (d.request.ready_at, d.request.delivery_id));
         open
+    }
+
+    /// Accepted deliveries not yet picked up whose rider is off shift: the
+    /// dispatcher releases them back to the pool. Stream, delivery and rider.
+    pub fn stranded(&self) -> Vec<(DeliveryId, RiderId)> {
+        let mut out: Vec<_> = self
+            .assigned
+            .iter()
+            .filter(|(_, (rider, picked))| !picked && !self.riders.contains_key(rider))
+            .filter_map(|(stream, (rider, _))| {
+                self.requests.get(stream).map(|r| (r.delivery_id, *rider))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// Where a delivery that has not ended stands: waiting (with the rider
+    /// it is offered to, if any), or held by a rider (and whether picked up).
+    pub fn status(&self, id: &DeliveryId) -> Option<DeliveryStatus> {
+        let stream = id.stream();
+        if let Some(d) = self.open.get(&stream) {
+            return Some(match d.offered_to {
+                Some(r) => DeliveryStatus::Offered(r),
+                None => DeliveryStatus::Waiting,
+            });
+        }
+        self.assigned.get(&stream).map(|(r, picked)| {
+            if *picked {
+                DeliveryStatus::PickedUp(*r)
+            } else {
+                DeliveryStatus::Assigned(*r)
+            }
+        })
+    }
+
+    /// The delivery carrying an order, while it has not ended.
+    pub fn delivery_of(&self, order: &OrderId) -> Option<DeliveryId> {
+        self.by_order.get(order).copied()
+    }
+
+    /// The request of a delivery that has not ended yet.
+    pub fn request(&self, id: &DeliveryId) -> Option<&DeliveryRequested> {
+        self.requests.get(&id.stream())
     }
 
     /// On-shift riders within `radius_m` of `point`, nearest first (ties by id).
@@ -277,11 +343,13 @@ impl Supply {
         match event {
             DeliveryEvent::Requested(r) => {
                 self.requests.insert(stream.to_owned(), r.clone());
+                self.by_order.insert(r.order_id, r.delivery_id);
                 self.open.insert(
                     stream.to_owned(),
                     OpenDelivery {
                         request: r.clone(),
                         offered_to: None,
+                        offer: None,
                         passed_by: Vec::new(),
                     },
                 );
@@ -289,13 +357,15 @@ impl Supply {
             DeliveryEvent::Offered(o) => {
                 if let Some(d) = self.open.get_mut(stream) {
                     d.offered_to = Some(o.rider_id);
+                    d.offer = Some((o.offer_id, o.expires_at));
                 }
             }
             DeliveryEvent::OfferDeclined(o) => self.pass(stream, o.rider_id),
             DeliveryEvent::OfferExpired(o) => self.pass(stream, o.rider_id),
+            DeliveryEvent::Released(r) => self.release(stream, r.rider_id),
             DeliveryEvent::OfferAccepted(a) => {
                 self.open.remove(stream);
-                self.assigned.insert(stream.to_owned(), a.rider_id);
+                self.assigned.insert(stream.to_owned(), (a.rider_id, false));
                 if let (Some(r), Some(req)) =
                     (self.riders.get_mut(&a.rider_id), self.requests.get(stream))
                 {
@@ -303,12 +373,17 @@ impl Supply {
                         delivery_id: req.delivery_id,
                         pickup: req.pickup,
                         drop_off: req.drop_off,
+                        ready_at: req.ready_at,
                         deadline: req.deadline,
+                        load: req.load,
                         picked_up: false,
                     });
                 }
             }
             DeliveryEvent::PickedUp(p) => {
+                if let Some(a) = self.assigned.get_mut(stream) {
+                    a.1 = true;
+                }
                 let id = self.requests.get(stream).map(|r| r.delivery_id);
                 if let (Some(r), Some(id)) = (self.riders.get_mut(&p.rider_id), id) {
                     if let Some(leg) = r.route.iter_mut().find(|l| l.delivery_id == id) {
@@ -318,8 +393,11 @@ impl Supply {
             }
             DeliveryEvent::Delivered(_) | DeliveryEvent::Failed(_) => {
                 self.open.remove(stream);
-                let id = self.requests.remove(stream).map(|r| r.delivery_id);
-                if let (Some(rider), Some(id)) = (self.assigned.remove(stream), id) {
+                let id = self.requests.remove(stream).map(|r| {
+                    self.by_order.remove(&r.order_id);
+                    r.delivery_id
+                });
+                if let (Some((rider, _)), Some(id)) = (self.assigned.remove(stream), id) {
                     if let Some(r) = self.riders.get_mut(&rider) {
                         r.route.retain(|l| l.delivery_id != id);
                     }
@@ -328,9 +406,29 @@ impl Supply {
         }
     }
 
+    fn release(&mut self, stream: &str, rider: RiderId) {
+        self.assigned.remove(stream);
+        let Some(req) = self.requests.get(stream) else {
+            return;
+        };
+        if let Some(r) = self.riders.get_mut(&rider) {
+            r.route.retain(|l| l.delivery_id != req.delivery_id);
+        }
+        self.open.insert(
+            stream.to_owned(),
+            OpenDelivery {
+                request: req.clone(),
+                offered_to: None,
+                offer: None,
+                passed_by: vec![rider],
+            },
+        );
+    }
+
     fn pass(&mut self, stream: &str, rider: RiderId) {
         if let Some(d) = self.open.get_mut(stream) {
             d.offered_to = None;
+            d.offer = None;
             d.passed_by.push(rider);
         }
     }
@@ -342,7 +440,7 @@ impl Projection for Supply {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn apply(&mut self, e: &Envelope) {

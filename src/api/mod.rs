@@ -9,12 +9,15 @@
 //! - [`discovery`]: merchant search and free slots, from the search read model.
 //! - [`operators`], [`consumers`], [`staff`], [`riders`]: each audience's routes.
 //! - [`orders`]: delivery orders, from placement to the dispatch pool.
+//! - [`deliveries`]: the rider's side of dispatch — offers over SSE, accept,
+//!   decline, pickup, hand-over, route with ETAs.
 //! - [`payments`]: the payment provider's signed callback.
 //!
 //! **Architecture Invariant:** only `src/api` knows HTTP.
 
 pub mod auth;
 pub mod consumers;
+pub mod deliveries;
 pub mod discovery;
 pub mod operators;
 pub mod ops;
@@ -91,7 +94,8 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(staff::routes(state.clone()))
         .or(orders::routes(state.clone()))
         .or(payments::routes(state.clone()))
-        .or(riders::routes(state));
+        .or(riders::routes(state.clone()))
+        .or(deliveries::routes(state));
     api.recover(problem::recover).with(warp::log::custom(|info| {
         let status = info.status().as_u16().to_string();
         metrics::counter!("o2ohub_http_requests_total", "method" => info.method().to_string(), "status" => status)

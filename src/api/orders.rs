@@ -147,6 +147,7 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
                 "order_id": id, "merchant_id": o.placed.merchant_id, "status": crate::domain::Aggregate::state_name(&state),
                 "total": o.placed.total, "promised_by": o.placed.promised_by, "drop_off": o.placed.drop_off,
                 "contact": contact, "paid": o.paid, "refunded": o.refunded,
+                "delivery": super::deliveries::status_of_order(&s, &id),
             })))
         });
     let cancel = warp::path!("v1" / "orders" / OrderId / "cancel")

@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use o2ohub_events::{
     CodeDigest, DeliveryDelivered, DeliveryEvent, DeliveryFailed, DeliveryOffered,
-    DeliveryPickedUp, DeliveryProof, DeliveryRequested, Event, OfferAccepted, OfferDeclined,
-    OfferExpired, OfferId, RiderId,
+    DeliveryPickedUp, DeliveryProof, DeliveryReleased, DeliveryRequested, Event, OfferAccepted,
+    OfferDeclined, OfferExpired, OfferId, RiderId,
 };
 
 use super::{Aggregate, DomainError};
@@ -74,6 +74,14 @@ pub enum DeliveryCommand {
         expected: CodeDigest,
         /// Optional photo reference.
         photo_ref: Option<String>,
+    },
+    /// The rider holding it went off shift before collecting it: back to
+    /// the pool.
+    Release {
+        /// The rider who held it.
+        rider_id: RiderId,
+        /// Why.
+        reason: String,
     },
     /// Give up.
     Fail {
@@ -208,6 +216,13 @@ pub fn decide(
                 },
             })])
         }
+        (Assigned(_, holder), C::Release { rider_id, reason }) => {
+            rider_matches(holder, rider_id)?;
+            Ok(vec![DeliveryEvent::Released(DeliveryReleased {
+                rider_id: *rider_id,
+                reason: reason.clone(),
+            })])
+        }
         (Open(_) | Offered(..) | Assigned(..) | PickedUp(..), C::Fail { reason }) => {
             Ok(vec![DeliveryEvent::Failed(DeliveryFailed {
                 reason: reason.clone(),
@@ -219,6 +234,7 @@ pub fn decide(
         (_, C::Expire { .. }) => Err(illegal("expire the offer of")),
         (_, C::PickUp { .. }) => Err(illegal("pick up")),
         (_, C::Deliver { .. }) => Err(illegal("deliver")),
+        (_, C::Release { .. }) => Err(illegal("release")),
         (_, C::Fail { .. }) => Err(illegal("fail")),
     }
 }
@@ -234,6 +250,7 @@ pub fn evolve(state: Delivery, event: &DeliveryEvent) -> Delivery {
             Open(r)
         }
         (Assigned(r, rider), DeliveryEvent::PickedUp(_)) => PickedUp(r, rider),
+        (Assigned(r, _), DeliveryEvent::Released(_)) => Open(r),
         (PickedUp(r, rider), DeliveryEvent::Delivered(_)) => Delivered(r, rider),
         (Open(r) | Offered(r, _) | Assigned(r, _) | PickedUp(r, _), DeliveryEvent::Failed(_)) => {
             Failed(r)

@@ -85,7 +85,7 @@ impl Projection for RiderBoards {
     }
 
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn apply(&mut self, e: &Envelope) {
@@ -135,6 +135,7 @@ impl Projection for RiderBoards {
                 }
             }
             DeliveryEvent::Delivered(done) => self.drop_leg(&done.rider_id, &delivery_id),
+            DeliveryEvent::Released(r) => self.drop_leg(&r.rider_id, &delivery_id),
             DeliveryEvent::Failed(_) => {
                 for board in self.boards.values_mut() {
                     board.route.retain(|l| l.delivery_id != delivery_id);
