@@ -35,7 +35,8 @@ async fn shutdown_signal() {
 }
 
 /// Starts a hub and its API on `addr` (port 0 picks one); returns the bound
-/// address, the state, and the server future. Used by `serve`, `demo` and tests.
+/// address, the state, and the server future. Used by `serve` and tests;
+/// the dispatcher is configured from the environment.
 pub async fn start(
     addr: SocketAddr,
     data_dir: &Path,
@@ -45,8 +46,28 @@ pub async fn start(
     Arc<AppState>,
     impl std::future::Future<Output = ()>,
 )> {
+    start_with(
+        addr,
+        data_dir,
+        crate::dispatch::DispatchConfig::from_env()?,
+        shutdown,
+    )
+    .await
+}
+
+/// [`start`] with a given dispatcher configuration (the demo ticks in
+/// business time, so its wall-clock tick depends on its speed).
+pub async fn start_with(
+    addr: SocketAddr,
+    data_dir: &Path,
+    dispatch: crate::dispatch::DispatchConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(
+    SocketAddr,
+    Arc<AppState>,
+    impl std::future::Future<Output = ()>,
+)> {
     let secrets = Secrets::load(data_dir)?;
-    let dispatch = crate::dispatch::DispatchConfig::from_env()?;
     let mut hub = Hub::open(&HubConfig::new(data_dir.to_path_buf()))
         .await
         .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;

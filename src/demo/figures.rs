@@ -59,6 +59,8 @@ pub struct Orders {
     pub offers_declined: u64,
     /// Offers that lapsed unanswered.
     pub offers_expired: u64,
+    /// Accepted deliveries released back to the pool (the rider went off shift).
+    pub released: u64,
     /// Picked up at the store.
     pub picked_up: u64,
     /// Handed over with the code.
@@ -130,6 +132,9 @@ pub struct Figures {
     pub orders: Orders,
     /// Minutes from placement to hand-over, per delivered order, in log order.
     pub delivery_minutes: Vec<f64>,
+    /// Mean minutes of each phase of a delivered order: placed → ready,
+    /// ready → accepted by a rider, accepted → picked up, picked up → handed over.
+    pub phases: [f64; 4],
     /// Per local hour.
     pub hours: BTreeMap<u32, Hour>,
     /// Riders.
@@ -171,6 +176,8 @@ struct Rider {
 #[derive(Default)]
 struct Delivery {
     order: String,
+    /// Ready (requested), accepted, picked up: when.
+    times: [Option<DateTime<Utc>>; 3],
     pickup: Option<LatLng>,
     rider: Option<RiderId>,
     picked: bool,
@@ -314,6 +321,7 @@ impl Count {
             DeliveryEvent::Requested(r) => {
                 delivery.order = r.order_id.stream();
                 delivery.pickup = Some(r.pickup);
+                delivery.times[0] = Some(at);
                 f.cells.entry(cell(&r.pickup)).or_default().deliveries += 1;
             }
             DeliveryEvent::Offered(_) => f.orders.offers += 1,
@@ -322,6 +330,7 @@ impl Count {
             DeliveryEvent::OfferAccepted(a) => {
                 f.orders.offers_accepted += 1;
                 delivery.rider = Some(a.rider_id);
+                delivery.times[1] = Some(at);
                 let rider = self.riders.entry(a.rider_id).or_default();
                 if rider.legs == 0 {
                     rider.busy_since = Some(at);
@@ -331,6 +340,7 @@ impl Count {
             DeliveryEvent::PickedUp(_) => {
                 f.orders.picked_up += 1;
                 delivery.picked = true;
+                delivery.times[2] = Some(at);
             }
             DeliveryEvent::Delivered(_) => {
                 f.orders.delivered += 1;
@@ -340,6 +350,21 @@ impl Count {
                 if let Some((placed, promised)) = self.orders.get(&delivery.order) {
                     let minutes = (at - *placed).num_milliseconds() as f64 / 60_000.0;
                     f.delivery_minutes.push(minutes);
+                    let marks = [
+                        Some(*placed),
+                        delivery.times[0],
+                        delivery.times[1],
+                        delivery.times[2],
+                        Some(at),
+                    ];
+                    for (phase, pair) in marks.windows(2).enumerate() {
+                        if let [Some(a), Some(b)] = pair {
+                            let n = f.delivery_minutes.len() as f64;
+                            let m = (*b - *a).num_milliseconds() as f64 / 60_000.0;
+                            // A running mean over delivered orders.
+                            f.phases[phase] += (m - f.phases[phase]) / n;
+                        }
+                    }
                     let on_time = at <= *promised;
                     f.orders.on_time += u64::from(on_time);
                     let hour = local_minute(*placed).0 / 60;
@@ -356,9 +381,13 @@ impl Count {
                 delivery.done = true;
                 leg_ends = true;
             }
+            DeliveryEvent::Released(_) => {
+                f.orders.released += 1;
+                leg_ends = true;
+            }
         }
         if leg_ends {
-            if let Some(rider) = delivery.rider.and_then(|r| self.riders.get_mut(&r)) {
+            if let Some(rider) = delivery.rider.take().and_then(|r| self.riders.get_mut(&r)) {
                 rider.legs = rider.legs.saturating_sub(1);
                 if rider.legs == 0 {
                     if let Some(busy) = rider.busy_since.take() {

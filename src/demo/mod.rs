@@ -164,6 +164,22 @@ pub fn claim_data_dir(opts: &DemoOptions) -> Result<()> {
     Ok(())
 }
 
+/// Business seconds between two dispatcher ticks in the demo.
+const TICK_BUSINESS_S: f64 = 20.0;
+
+/// The dispatcher's settings for a day at `speed`: from the environment,
+/// except that, unless `O2OHUB_DISPATCH_TICK_MS` says otherwise, it ticks
+/// every [`TICK_BUSINESS_S`] of business time rather than every 2 s of wall
+/// time (which would be half an hour of the day at ×900).
+pub fn dispatch_config(speed: f64) -> Result<crate::dispatch::DispatchConfig> {
+    let mut config = crate::dispatch::DispatchConfig::from_env()?;
+    if std::env::var_os("O2OHUB_DISPATCH_TICK_MS").is_none() {
+        let ms = (TICK_BUSINESS_S * 1000.0 / speed).clamp(10.0, 2000.0);
+        config.tick = std::time::Duration::from_millis(ms as u64);
+    }
+    Ok(config)
+}
+
 /// Counts the whole log up to `head`.
 async fn count(store: &dyn EventStore, head: u64) -> Result<figures::Figures> {
     let mut count = figures::Count::default();
@@ -222,8 +238,9 @@ pub async fn run(opts: DemoOptions) -> Result<summary::Summary> {
         )
     })?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let dispatch = dispatch_config(opts.speed)?;
     let (addr, state, server) =
-        crate::serve::start("127.0.0.1:0".parse()?, &opts.data_dir, async {
+        crate::serve::start_with("127.0.0.1:0".parse()?, &opts.data_dir, dispatch, async {
             let _ = stopped.await;
         })
         .await?;

@@ -131,8 +131,8 @@ impl fmt::Display for Summary {
         )?;
         writeln!(
             out,
-            "  offers      {} made · {} accepted · {} declined · {} expired",
-            o.offers, o.offers_accepted, o.offers_declined, o.offers_expired
+            "  offers      {} made · {} accepted · {} declined · {} expired · {} released at shift end",
+            o.offers, o.offers_accepted, o.offers_declined, o.offers_expired, o.released
         )?;
         writeln!(
             out,
@@ -146,6 +146,14 @@ impl fmt::Display for Summary {
             minutes(f.mean_delivery_minutes()),
             minutes(f.p90_delivery_minutes())
         )?;
+        if o.delivered > 0 {
+            let p = f.phases;
+            writeln!(
+                out,
+                "              mean phases: {:.1} min to ready · {:.1} to a rider · {:.1} to pickup · {:.1} to the door",
+                p[0], p[1], p[2], p[3]
+            )?;
+        }
         writeln!(
             out,
             "  riders      {} worked · {:.1} h on shift · utilisation {} · {:.1} km ridden",
