@@ -41,6 +41,9 @@ async fn a_short_demo_keeps_the_day_invariants() {
         f.visits.redeemed + f.visits.cancelled + f.visits.no_shows,
         "{summary}"
     );
+    // The dispatcher offered, riders accepted, picked up and handed over.
+    assert!(f.orders.offers_accepted > 0, "{summary}");
+    assert!(f.orders.delivered > 0, "{summary}");
     // Every delivered order was picked up first.
     assert_eq!(f.orders.delivered_without_pickup, 0, "{summary}");
     assert!(f.orders.delivered <= f.orders.picked_up);
