@@ -68,6 +68,14 @@ async fn a_short_demo_keeps_the_day_invariants() {
         summary.failures
     );
 
+    // The day's demand is recorded next to the log, for replays.
+    let demand: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(opts.data_dir.join("demand.json")).unwrap()).unwrap();
+    assert_eq!(
+        demand["demands"].as_array().map(Vec::len),
+        Some(summary.demands)
+    );
+
     // The report is one self-contained file with its charts.
     let html = std::fs::read_to_string(opts.report.as_ref().unwrap()).unwrap();
     assert!(html.starts_with("<!doctype html>"));

@@ -7,11 +7,13 @@
 use chrono::{DateTime, Datelike, Duration, Timelike, Utc};
 use o2ohub_events::Category;
 use rand::{RngExt, SeedableRng};
+use serde::Serialize;
 
 use super::city::{weighted, City, Rng, UTC_OFFSET_MINUTES};
 
 /// How a booked visit is meant to end.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Fate {
     /// The consumer comes; staff redeem the code, then complete the visit.
     Redeemed,
@@ -22,7 +24,8 @@ pub enum Fate {
 }
 
 /// What a consumer wants.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
 pub enum Want {
     /// A delivery from a food merchant near home.
     Delivery {
@@ -43,7 +46,7 @@ pub enum Want {
 }
 
 /// One consumer's request at one moment of the day.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Demand {
     /// When (business time).
     pub at: DateTime<Utc>,
@@ -55,8 +58,9 @@ pub struct Demand {
     pub seed: u64,
 }
 
-/// The business hours the demo plays, and its demand.
-#[derive(Debug, Clone, PartialEq)]
+/// The business hours the demo plays, and its demand (written to
+/// `<data dir>/demand.json`, so a replay can play the same requests).
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Day {
     /// First instant (business time).
     pub start: DateTime<Utc>,

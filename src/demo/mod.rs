@@ -44,6 +44,9 @@ use o2ohub_events::Role;
 /// The file in the data directory naming the demo that wrote it.
 pub const MARKER: &str = "demo.json";
 
+/// The file in the data directory holding the day's demand.
+pub const DEMAND: &str = "demand.json";
+
 /// Requests in flight at most.
 const IN_FLIGHT: usize = 32;
 
@@ -230,6 +233,9 @@ pub async fn run(opts: DemoOptions) -> Result<summary::Summary> {
     let plan = city::generate(opts.seed, size);
     let start = demand::day_start(opts.seed);
     let day = demand::draw(&plan, start, opts.hours);
+    // The day's demand next to its log, for replays with another policy.
+    std::fs::write(opts.data_dir.join(DEMAND), serde_json::to_vec(&day)?)
+        .with_context(|| format!("cannot write {}", opts.data_dir.join(DEMAND).display()))?;
     // Business time starts a little before the day: registering the city takes a moment.
     let lead = chrono::Duration::minutes(20);
     clock::accelerate(start - lead, opts.speed).map_err(|_| {
