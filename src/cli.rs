@@ -20,7 +20,7 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the HTTP API on the embedded store.
+    /// Serve the HTTP API (on the embedded store unless --store says otherwise).
     Serve {
         /// Address to listen on.
         #[arg(long, env = "O2OHUB_ADDR", default_value = "127.0.0.1:8080")]
@@ -28,6 +28,15 @@ pub enum Command {
         /// The data directory.
         #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
+        /// The event store: embedded or eventstoredb (needs the `eventstoredb` build feature).
+        #[arg(long, env = "O2OHUB_STORE", default_value = "embedded")]
+        store: String,
+        /// EventStoreDB/KurrentDB connection string, for --store eventstoredb.
+        #[arg(long, env = "O2OHUB_ESDB_URL")]
+        esdb_url: Option<String>,
+        /// Prefix of the hub's streams on the EventStoreDB server (to share a cluster).
+        #[arg(long, env = "O2OHUB_ESDB_NAMESPACE", default_value = "")]
+        esdb_namespace: String,
     },
     /// Play a simulated city day against the hub through its HTTP API, in
     /// accelerated time, and print what happened.
@@ -105,6 +114,30 @@ pub enum Command {
         #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
         data_dir: PathBuf,
     },
+    /// What-if dispatch: play the recorded day's deliveries under a policy and
+    /// the other, next to what the log says happened.
+    Replay {
+        /// The dispatch policy to replay with.
+        #[arg(long, value_enum, default_value = "greedy")]
+        policy: crate::dispatch::Policy,
+        /// The data directory holding the recorded day.
+        #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Back up the embedded store while a hub may keep serving from it: copies
+    /// a consistent, durable prefix of the log (and the PII key vault) into a
+    /// new directory that `serve --data-dir DIR` starts on.
+    Backup {
+        /// The data directory to back up.
+        #[arg(long, env = "O2OHUB_DATA_DIR", default_value = "data")]
+        data_dir: PathBuf,
+        /// The new directory to write the backup into.
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Inspect a data directory's event store: open it (which recovers and
     /// verifies every record) and print its head position and size on disk.
     Check {
@@ -141,6 +174,50 @@ pub enum BenchCommand {
         /// Seed of the city and the queries.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+    },
+    /// One dispatcher tick at city scale (5,000 deliveries × 2,000 riders) and
+    /// a simulated hour of the global policy against greedy nearest-rider.
+    Dispatch {
+        /// Open deliveries in the timed tick.
+        #[arg(long, default_value_t = 5_000)]
+        deliveries: usize,
+        /// On-shift riders in the timed tick.
+        #[arg(long, default_value_t = 2_000)]
+        riders: usize,
+        /// Times the tick is planned (the median is reported).
+        #[arg(long, default_value_t = 5)]
+        repeats: usize,
+        /// Riders in the simulated hour.
+        #[arg(long, default_value_t = 300)]
+        sim_riders: usize,
+        /// Orders in the simulated hour.
+        #[arg(long, default_value_t = 1_500)]
+        sim_orders: usize,
+        /// Skip the simulated hour.
+        #[arg(long)]
+        no_sim: bool,
+        /// Seed of the city and the demand.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Print one JSON object per measurement.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Booking commands end to end over HTTP against `o2ohub serve`:
+    /// commands/s and p50/p99 latency.
+    Api {
+        /// Bookings measured.
+        #[arg(long, default_value_t = 50_000)]
+        commands: usize,
+        /// Clients sending at once.
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Merchants the bookings are spread over.
+        #[arg(long, default_value_t = 64)]
+        merchants: usize,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
     },
     /// Events/s folded when every read model is rebuilt from a synthetic log.
     Rebuild {
@@ -181,6 +258,28 @@ pub enum BenchCommand {
 /// Runs a parsed command line.
 pub async fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Bench(BenchCommand::Dispatch {
+            deliveries,
+            riders,
+            repeats,
+            sim_riders,
+            sim_orders,
+            no_sim,
+            seed,
+            json,
+        }) => crate::bench::dispatch::run(&crate::bench::dispatch::DispatchBench {
+            deliveries,
+            riders,
+            repeats,
+            sim: crate::dispatch::sim::SimConfig {
+                seed,
+                riders: sim_riders,
+                orders: sim_orders,
+                ..Default::default()
+            },
+            no_sim,
+            json,
+        }),
         Command::Bench(BenchCommand::Store {
             concurrency,
             seconds,
@@ -229,6 +328,20 @@ pub async fn run(cli: Cli) -> Result<()> {
             };
             bench::geo::run(opts).await
         }
+        Command::Bench(BenchCommand::Api {
+            commands,
+            concurrency,
+            merchants,
+            json,
+        }) => {
+            bench::api::run(bench::api::ApiBench {
+                commands,
+                concurrency,
+                merchants,
+                json,
+            })
+            .await
+        }
         Command::Bench(BenchCommand::Rebuild {
             events,
             json,
@@ -250,7 +363,17 @@ pub async fn run(cli: Cli) -> Result<()> {
             iterations,
             out,
         } => crate::solve::run(&file, time, seed, iterations, out.as_deref()),
-        Command::Serve { addr, data_dir } => crate::serve::run(addr, &data_dir).await,
+        Command::Serve {
+            addr,
+            data_dir,
+            store,
+            esdb_url,
+            esdb_namespace,
+        } => {
+            let mut config = crate::hub::HubConfig::new(data_dir);
+            config.store = crate::hub::StoreBackend::choose(&store, esdb_url, esdb_namespace)?;
+            crate::serve::run_with(addr, config).await
+        }
         Command::Demo {
             seed,
             merchants,
@@ -306,12 +429,36 @@ pub async fn run(cli: Cli) -> Result<()> {
             println!("{}", keys.mint(&principal, ttl_hours * 3600)?);
             Ok(())
         }
+        Command::Replay {
+            policy,
+            data_dir,
+            json,
+        } => crate::replay::run(&data_dir, policy, json).await,
         Command::Rebuild { name, data_dir } => {
             let store = crate::store::embedded::EmbeddedStore::open(&data_dir)?;
             let result =
                 crate::rebuild::run(&store, name.as_deref(), &data_dir.join("projections")).await;
             store.shutdown().await;
             result
+        }
+        Command::Backup { data_dir, to } => {
+            let started = std::time::Instant::now();
+            let report = crate::store::embedded::backup(&data_dir, &to)?;
+            println!(
+                "{}: backed up positions 1..={} ({} commits, {:.1} MB of records, {} segments, {} vault keys) in {:.2} s",
+                to.display(),
+                report.head,
+                report.records,
+                report.record_bytes as f64 / 1e6,
+                report.segments,
+                report.vault_keys,
+                started.elapsed().as_secs_f64()
+            );
+            println!(
+                "restore: o2ohub check --data-dir {0} && o2ohub serve --data-dir {0} (with the same secrets in the environment)",
+                to.display()
+            );
+            Ok(())
         }
         Command::Check { data_dir } => {
             use crate::store::EventStore;

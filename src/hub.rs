@@ -20,6 +20,59 @@ use crate::runner::{self, Shared, Snapshots};
 use crate::store::embedded::EmbeddedStore;
 use crate::store::{EventStore, Position, StoreError};
 
+/// Which event store the hub runs on (`--store`, `O2OHUB_STORE`).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub enum StoreBackend {
+    /// The embedded log in `<data dir>/log` (one process, no server).
+    #[default]
+    Embedded,
+    /// An EventStoreDB/KurrentDB server (cargo feature `eventstoredb`).
+    EventStoreDb {
+        /// Connection string (`O2OHUB_ESDB_URL`), e.g. `esdb://host:2113?tls=false`.
+        url: String,
+        /// Prefix of the hub's streams on the server (`O2OHUB_ESDB_NAMESPACE`).
+        namespace: String,
+    },
+}
+
+/// Never prints the connection string: it may carry a password.
+impl std::fmt::Debug for StoreBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreBackend::Embedded => f.write_str("embedded"),
+            StoreBackend::EventStoreDb { namespace, .. } => {
+                write!(f, "eventstoredb (namespace {namespace:?})")
+            }
+        }
+    }
+}
+
+impl StoreBackend {
+    /// The backend named `kind` (`embedded` or `eventstoredb`), with the
+    /// server's connection string when it needs one.
+    pub fn choose(
+        kind: &str,
+        esdb_url: Option<String>,
+        esdb_namespace: String,
+    ) -> Result<Self, StoreError> {
+        match kind {
+            "embedded" => Ok(StoreBackend::Embedded),
+            "eventstoredb" => match esdb_url.filter(|u| !u.is_empty()) {
+                Some(url) => Ok(StoreBackend::EventStoreDb {
+                    url,
+                    namespace: esdb_namespace,
+                }),
+                None => Err(StoreError::Invalid(
+                    "--store eventstoredb needs O2OHUB_ESDB_URL (or --esdb-url)".into(),
+                )),
+            },
+            other => Err(StoreError::Invalid(format!(
+                "--store is embedded or eventstoredb, not `{other}`"
+            ))),
+        }
+    }
+}
+
 /// Where the hub keeps its data.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -27,6 +80,8 @@ pub struct HubConfig {
     pub data_dir: PathBuf,
     /// How often read-model snapshots are saved while running.
     pub snapshot_every: Duration,
+    /// The event store.
+    pub store: StoreBackend,
 }
 
 impl HubConfig {
@@ -35,6 +90,7 @@ impl HubConfig {
         HubConfig {
             data_dir,
             snapshot_every: Duration::from_secs(30),
+            store: StoreBackend::Embedded,
         }
     }
 
@@ -86,14 +142,49 @@ impl ReadModels {
 pub struct Hub {
     /// The event store.
     pub store: Arc<dyn EventStore>,
-    /// The embedded store handle, for shutdown.
-    embedded: EmbeddedStore,
+    /// The backend's own handle, for shutdown.
+    backend: OpenStore,
     /// The read models.
     pub read: ReadModels,
     /// The runners feeding them.
     runners: Vec<JoinHandle<()>>,
     /// The dispatcher, when this hub dispatches.
     dispatcher: Option<JoinHandle<()>>,
+}
+
+/// The opened backend, kept to shut it down.
+enum OpenStore {
+    Embedded(EmbeddedStore),
+    #[cfg(feature = "eventstoredb")]
+    EventStoreDb(crate::store::esdb::EsdbStore),
+}
+
+impl OpenStore {
+    async fn open(config: &HubConfig) -> Result<(Arc<dyn EventStore>, OpenStore), StoreError> {
+        match &config.store {
+            StoreBackend::Embedded => {
+                let store = EmbeddedStore::open(&config.data_dir)?;
+                Ok((Arc::new(store.clone()), OpenStore::Embedded(store)))
+            }
+            #[cfg(feature = "eventstoredb")]
+            StoreBackend::EventStoreDb { url, namespace } => {
+                let store = crate::store::esdb::EsdbStore::connect(url, namespace).await?;
+                Ok((Arc::new(store.clone()), OpenStore::EventStoreDb(store)))
+            }
+            #[cfg(not(feature = "eventstoredb"))]
+            StoreBackend::EventStoreDb { .. } => Err(StoreError::Unsupported(
+                "this build has no EventStoreDB backend; build with --features eventstoredb".into(),
+            )),
+        }
+    }
+
+    async fn shutdown(&self) {
+        match self {
+            OpenStore::Embedded(store) => store.shutdown().await,
+            #[cfg(feature = "eventstoredb")]
+            OpenStore::EventStoreDb(store) => store.shutdown(),
+        }
+    }
 }
 
 fn start<P>(
@@ -123,8 +214,7 @@ where
 impl Hub {
     /// Opens the store and starts every read model's runner.
     pub async fn open(config: &HubConfig) -> Result<Hub, StoreError> {
-        let embedded = EmbeddedStore::open(&config.data_dir)?;
-        let store: Arc<dyn EventStore> = Arc::new(embedded.clone());
+        let (store, backend) = OpenStore::open(config).await?;
         let snapshots = config.snapshots();
         let mut runners = Vec::new();
         let read = ReadModels {
@@ -142,7 +232,7 @@ impl Hub {
         };
         Ok(Hub {
             store,
-            embedded,
+            backend,
             read,
             runners,
             dispatcher: None,
@@ -182,9 +272,41 @@ impl Hub {
             d.abort();
             let _ = d.await;
         }
-        self.embedded.shutdown().await;
+        self.backend.shutdown().await;
         for r in self.runners {
             let _ = r.await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_store_is_chosen_by_name_and_the_server_needs_a_url() {
+        assert_eq!(
+            StoreBackend::choose("embedded", None, String::new()).unwrap(),
+            StoreBackend::Embedded
+        );
+        assert_eq!(
+            StoreBackend::choose("eventstoredb", Some("esdb://h:2113".into()), "sh/".into())
+                .unwrap(),
+            StoreBackend::EventStoreDb {
+                url: "esdb://h:2113".into(),
+                namespace: "sh/".into()
+            }
+        );
+        assert!(matches!(
+            StoreBackend::choose("eventstoredb", None, String::new()),
+            Err(StoreError::Invalid(m)) if m.contains("O2OHUB_ESDB_URL")
+        ));
+        assert!(matches!(
+            StoreBackend::choose("eventstoredb", Some(String::new()), String::new()),
+            Err(StoreError::Invalid(_))
+        ));
+        assert!(StoreBackend::choose("postgres", None, String::new()).is_err());
+        let secret = StoreBackend::choose("eventstoredb", Some("esdb://u:pw@h".into()), "".into());
+        assert!(!format!("{:?}", secret.unwrap()).contains("pw"));
     }
 }

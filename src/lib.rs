@@ -20,6 +20,8 @@
 //!   a pure library; `o2ohub solve` runs it on Li & Lim instances.
 //! - [`dispatch`]: the real-time dispatcher: offers to riders every tick.
 //! - [`hub`]: the store and the read models assembled and running.
+//! - [`replay`]: `o2ohub replay`, a recorded day's deliveries under another
+//!   dispatch policy.
 //! - [`rebuild`]: `o2ohub rebuild`, read models folded from position 1.
 //! - [`bench`]: the `o2ohub bench` measurements.
 //! - [`cli`]: the command-line interface of the `o2ohub` binary.
@@ -39,6 +41,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod hub;
 pub mod rebuild;
+pub mod replay;
 pub mod routing;
 pub mod runner;
 pub mod secrets;

@@ -123,10 +123,12 @@ where
         model: &model.model,
     };
     let tmp = dir.join(format!("{name}.json.tmp"));
-    let mut file = std::fs::File::create(&tmp).map_err(io)?;
+    // Buffered: serde_json writes token by token, a syscall each unbuffered.
+    let mut file =
+        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).map_err(io)?);
     serde_json::to_writer(&mut file, &snapshot).map_err(|e| io(e.into()))?;
     file.flush().map_err(io)?;
-    file.sync_all().map_err(io)?;
+    file.get_ref().sync_all().map_err(io)?;
     std::fs::rename(&tmp, &path).map_err(io)?;
     std::fs::File::open(dir)
         .and_then(|d| d.sync_all())

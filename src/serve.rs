@@ -35,8 +35,7 @@ async fn shutdown_signal() {
 }
 
 /// Starts a hub and its API on `addr` (port 0 picks one); returns the bound
-/// address, the state, and the server future. Used by `serve` and tests;
-/// the dispatcher is configured from the environment.
+/// address, the state, and the server future. Used by `serve`, `demo` and tests.
 pub async fn start(
     addr: SocketAddr,
     data_dir: &Path,
@@ -46,20 +45,28 @@ pub async fn start(
     Arc<AppState>,
     impl std::future::Future<Output = ()>,
 )> {
-    start_with(
-        addr,
-        data_dir,
-        crate::dispatch::DispatchConfig::from_env()?,
-        shutdown,
-    )
-    .await
+    start_with(addr, HubConfig::new(data_dir.to_path_buf()), shutdown).await
 }
 
-/// [`start`] with a given dispatcher configuration (the demo ticks in
-/// business time, so its wall-clock tick depends on its speed).
+/// [`start`] with a whole hub configuration (e.g. another event store).
 pub async fn start_with(
     addr: SocketAddr,
-    data_dir: &Path,
+    config: HubConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(
+    SocketAddr,
+    Arc<AppState>,
+    impl std::future::Future<Output = ()>,
+)> {
+    let dispatch = crate::dispatch::DispatchConfig::from_env()?;
+    start_dispatching(addr, config, dispatch, shutdown).await
+}
+
+/// [`start_with`] with a given dispatcher configuration (the demo ticks in
+/// business time, so its wall-clock tick depends on its speed).
+pub async fn start_dispatching(
+    addr: SocketAddr,
+    config: HubConfig,
     dispatch: crate::dispatch::DispatchConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(
@@ -67,12 +74,19 @@ pub async fn start_with(
     Arc<AppState>,
     impl std::future::Future<Output = ()>,
 )> {
+    let data_dir = config.data_dir.as_path();
     let secrets = Secrets::load(data_dir)?;
-    let mut hub = Hub::open(&HubConfig::new(data_dir.to_path_buf()))
-        .await
-        .with_context(|| format!("cannot open the store in {}", data_dir.display()))?;
+    let mut hub = Hub::open(&config).await.with_context(|| {
+        format!(
+            "cannot open the store ({:?}, data in {})",
+            config.store,
+            data_dir.display()
+        )
+    })?;
     hub.caught_up().await?;
-    hub.start_dispatcher(dispatch);
+    if dispatch.active {
+        hub.start_dispatcher(dispatch);
+    }
     let vault = crate::vault::Vault::open(data_dir, &secrets.pii_master)?;
     let state = Arc::new(AppState::new(hub, &secrets, vault, metrics()));
     let (bound, server) = api::serve(state.clone(), addr, shutdown)
@@ -80,9 +94,16 @@ pub async fn start_with(
     Ok((bound, state, server))
 }
 
-/// Runs `o2ohub serve`.
+/// Runs `o2ohub serve` on the embedded store.
 pub async fn run(addr: SocketAddr, data_dir: &Path) -> Result<()> {
-    let (bound, state, server) = start(addr, data_dir, shutdown_signal()).await?;
+    run_with(addr, HubConfig::new(data_dir.to_path_buf())).await
+}
+
+/// Runs `o2ohub serve` with a whole hub configuration.
+pub async fn run_with(addr: SocketAddr, config: HubConfig) -> Result<()> {
+    let data_dir = config.data_dir.clone();
+    let data_dir = data_dir.as_path();
+    let (bound, state, server) = start_with(addr, config, shutdown_signal()).await?;
     let head = state.hub.store.head().await?;
     println!(
         "o2ohub serving on http://{bound} (data: {}, {head} events)",

@@ -361,7 +361,7 @@ async fn bad_input_gets_a_named_4xx_and_writes_nothing() {
         .await;
     assert_eq!(
         (status, body["field"].as_str()),
-        (StatusCode::UNPROCESSABLE_ENTITY, Some("lat"))
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("location.lat"))
     );
 
     let mut bad = salon(1);

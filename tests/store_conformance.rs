@@ -1,5 +1,6 @@
-//! The conformance suite, unchanged, against both local backends: the
-//! embedded log (the default) and SQLite.
+//! The conformance suite, unchanged, against both local backends — the
+//! embedded log (the default) and SQLite — and, with the `eventstoredb`
+//! feature, against an EventStoreDB/KurrentDB server.
 
 mod embedded_log {
     use o2ohub::store::embedded::{EmbeddedStore, LogOptions};
@@ -34,4 +35,31 @@ mod sqlite {
     }
 
     o2ohub::event_store_conformance!(fresh());
+}
+
+/// Needs a server, so every case is ignored (listed by name as ignored, never
+/// passed) unless run with `-- --ignored`; scripts/test.sh does that when
+/// `O2OHUB_ESDB_URL` is set. Each case gets its own namespace on the server.
+#[cfg(feature = "eventstoredb")]
+mod eventstoredb {
+    use o2ohub::store::esdb::EsdbStore;
+    use o2ohub::store::EventStore;
+    use std::sync::Arc;
+
+    async fn fresh() -> Arc<dyn EventStore> {
+        let url = std::env::var("O2OHUB_ESDB_URL").expect(
+            "O2OHUB_ESDB_URL must point at an EventStoreDB/KurrentDB server \
+             (e.g. esdb://localhost:2113?tls=false) to run these cases",
+        );
+        Arc::new(
+            EsdbStore::connect_fresh(&url)
+                .await
+                .expect("connect to EventStoreDB"),
+        )
+    }
+
+    o2ohub::event_store_conformance!(
+        fresh(),
+        ignore = "needs an EventStoreDB server: set O2OHUB_ESDB_URL and run with -- --ignored"
+    );
 }

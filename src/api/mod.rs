@@ -5,6 +5,8 @@
 //! - [`auth`]: bearer JWTs and the caller's role and scope.
 //! - [`problem`]: RFC 9457 errors and the mapping of every error to a status.
 //! - [`request`]: JSON bodies, idempotency keys, command contexts.
+//! - [`server`]: the hyper service around the router: request ids, `Allow`, shutdown.
+//! - [`routes`]: the route table (what the spec lists; the `Allow` of a 405).
 //! - [`ops`]: health, readiness and Prometheus metrics.
 //! - [`discovery`]: merchant search and free slots, from the search read model.
 //! - [`operators`], [`consumers`], [`staff`], [`riders`]: each audience's routes.
@@ -26,10 +28,11 @@ pub mod payments;
 pub mod problem;
 pub mod request;
 pub mod riders;
+pub mod routes;
+pub mod server;
 pub mod staff;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use warp::{Filter, Reply};
 
@@ -106,12 +109,4 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
     }))
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight requests.
-/// Returns the bound address and the server future.
-pub fn serve(
-    state: State,
-    addr: SocketAddr,
-    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<(SocketAddr, impl std::future::Future<Output = ()>), warp::Error> {
-    warp::serve(routes(state)).try_bind_with_graceful_shutdown(addr, shutdown)
-}
+pub use server::serve;

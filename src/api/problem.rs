@@ -234,7 +234,14 @@ pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infa
     let problem = if let Some(p) = rejection.find::<Problem>() {
         p.clone()
     } else if rejection.is_not_found() {
-        Problem::not_found("no such route")
+        // Its own type, so a client (and tests/openapi.rs) can tell a path
+        // the router does not serve from a thing that does not exist.
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "no-route",
+            "No such route",
+            "no route matches this path; see docs/openapi.yaml",
+        )
     } else if let Some(e) = rejection.find::<warp::filters::body::BodyDeserializeError>() {
         Problem::bad_request(format!("the JSON body does not match the schema: {e}"))
     } else if let Some(e) = rejection.find::<warp::reject::InvalidQuery>() {

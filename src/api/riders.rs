@@ -138,30 +138,33 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
     let positions = warp::path!("v1" / "riders" / "me" / "positions")
         .and(warp::post())
         .and(auth.clone())
+        .and(idempotency_key())
         .and(json::<Positions>())
         .and(with_state(state.clone()))
-        .and_then(|p: Principal, body: Body<Positions>, s: State| async move {
-            let me = rider(&p)?;
-            let fixes = body.value.fixes;
-            if fixes.is_empty() || fixes.len() > 100 {
-                return Err(warp::reject::custom(Problem::from(
-                    o2ohub_events::ValueError::new("fixes", "send 1 to 100 fixes per batch"),
-                )));
-            }
-            let newest = fixes.iter().max_by_key(|f| f.at).expect("not empty");
-            let recorded = s.positions.keep(me, newest.position, newest.at);
-            if recorded {
-                let ctx = context(&p, None, "POST /v1/riders/me/positions", &body.raw);
-                let c = RiderCommand::ReportPosition {
-                    position: newest.position,
-                    fixed_at: newest.at,
-                };
-                rider_command(&s, me, c, &ctx).await?;
-            }
-            Ok::<_, Rejection>(warp::reply::json(
-                &json!({"accepted": fixes.len(), "recorded": recorded}),
-            ))
-        });
+        .and_then(
+            |p: Principal, key, body: Body<Positions>, s: State| async move {
+                let me = rider(&p)?;
+                let fixes = body.value.fixes;
+                if fixes.is_empty() || fixes.len() > 100 {
+                    return Err(warp::reject::custom(Problem::from(
+                        o2ohub_events::ValueError::new("fixes", "send 1 to 100 fixes per batch"),
+                    )));
+                }
+                let newest = fixes.iter().max_by_key(|f| f.at).expect("not empty");
+                let recorded = s.positions.keep(me, newest.position, newest.at);
+                if recorded {
+                    let ctx = context(&p, key, "POST /v1/riders/me/positions", &body.raw);
+                    let c = RiderCommand::ReportPosition {
+                        position: newest.position,
+                        fixed_at: newest.at,
+                    };
+                    rider_command(&s, me, c, &ctx).await?;
+                }
+                Ok::<_, Rejection>(warp::reply::json(
+                    &json!({"accepted": fixes.len(), "recorded": recorded}),
+                ))
+            },
+        );
     let board = warp::path!("v1" / "riders" / "me" / "board")
         .and(warp::get())
         .and(auth)

@@ -1,11 +1,16 @@
 //! `o2ohub bench …`: measurements printed as a readable table, or as one JSON
 //! object per measurement with `--json`.
 //!
+//! - [`api`]: booking commands end to end over HTTP against `o2ohub serve`.
 //! - [`store`]: durable appends/s of the embedded store against PostgreSQL.
 //! - [`geo`]: the merchant search on a 100k-merchant city against Redis GEOSEARCH.
+//! - [`dispatch`]: one dispatcher tick at city scale, and a simulated hour
+//!   of the global policy against greedy nearest-rider.
 //! - [`rebuild`]: events/s folded when read models are rebuilt from the log.
 //! - [`latency`]: percentile bookkeeping shared by the benches.
 
+pub mod api;
+pub mod dispatch;
 pub mod geo;
 pub mod latency;
 pub mod rebuild;

@@ -245,11 +245,15 @@ pub async fn run(opts: DemoOptions) -> Result<summary::Summary> {
     })?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let dispatch = dispatch_config(opts.speed)?;
-    let (addr, state, server) =
-        crate::serve::start_with("127.0.0.1:0".parse()?, &opts.data_dir, dispatch, async {
+    let (addr, state, server) = crate::serve::start_dispatching(
+        "127.0.0.1:0".parse()?,
+        crate::hub::HubConfig::new(opts.data_dir.clone()),
+        dispatch,
+        async {
             let _ = stopped.await;
-        })
-        .await?;
+        },
+    )
+    .await?;
     let server = tokio::spawn(server);
     let secrets = Secrets::load(&opts.data_dir)?;
     let keys = Keys::from_secret(&secrets.jwt);

@@ -39,6 +39,9 @@ pub use plan::{PlanConfig, Policy};
 /// How the dispatcher runs.
 #[derive(Debug, Clone, Copy)]
 pub struct DispatchConfig {
+    /// Whether this process dispatches (`O2OHUB_DISPATCHER=off` on API
+    /// replicas: exactly one process per hub may).
+    pub active: bool,
     /// Wall-clock time between ticks.
     pub tick: Duration,
     /// Business time a rider has to answer an offer.
@@ -50,6 +53,7 @@ pub struct DispatchConfig {
 impl Default for DispatchConfig {
     fn default() -> Self {
         DispatchConfig {
+            active: true,
             tick: Duration::from_secs(2),
             offer_ttl: chrono::Duration::seconds(45),
             plan: PlanConfig::default(),
@@ -58,11 +62,19 @@ impl Default for DispatchConfig {
 }
 
 impl DispatchConfig {
-    /// Defaults overridden by `O2OHUB_DISPATCH_TICK_MS`,
+    /// Defaults overridden by `O2OHUB_DISPATCHER` (`active`|`off`),
+    /// `O2OHUB_DISPATCH_TICK_MS`,
     /// `O2OHUB_OFFER_TTL_S` and `O2OHUB_DISPATCH_POLICY` (`global`|`greedy`).
     pub fn from_env() -> anyhow::Result<DispatchConfig> {
         let mut c = DispatchConfig::default();
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        if let Some(v) = var("O2OHUB_DISPATCHER") {
+            c.active = match v.as_str() {
+                "active" | "on" => true,
+                "off" => false,
+                _ => anyhow::bail!("O2OHUB_DISPATCHER is `active` or `off`, got `{v}`"),
+            };
+        }
         if let Some(v) = var("O2OHUB_DISPATCH_TICK_MS") {
             let ms: u64 = v.parse().ok().filter(|ms| *ms > 0).ok_or_else(|| {
                 anyhow::anyhow!(

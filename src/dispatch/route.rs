@@ -337,45 +337,154 @@ impl RiderRoute {
         let (pickup, drop_off) = job.stops();
         let pickup = pickup?;
         let n = self.stops.len();
-        let mut best: Option<Insertion> = None;
-        let mut seq = Vec::with_capacity(n + 2);
+        // Every distance an insertion needs, once: the legs of the route as
+        // it is, and from each of its points to the new pickup and drop-off.
+        let t = &self.travel;
+        let point = |k: usize| {
+            if k == 0 {
+                self.start
+            } else {
+                self.stops[k - 1].at
+            }
+        };
+        let legs: Vec<f64> = (0..n)
+            .map(|k| t.distance_m(&point(k), &point(k + 1)))
+            .collect();
+        let to_pickup: Vec<f64> = (0..=n)
+            .map(|k| t.distance_m(&point(k), &pickup.at))
+            .collect();
+        let to_drop_off: Vec<f64> = (0..=n)
+            .map(|k| t.distance_m(&point(k), &drop_off.at))
+            .collect();
+        let pickup_to_drop_off = t.distance_m(&pickup.at, &drop_off.at);
+
+        let mut best: Option<(f64, f64, f64, usize, usize)> = None;
         let first = if at_end { n } else { 0 };
         for i in first..=n {
             for j in i..=n {
-                seq.clear();
-                seq.extend_from_slice(&self.stops[..i]);
-                seq.push(pickup);
-                seq.extend_from_slice(&self.stops[i..j]);
-                seq.push(drop_off);
-                seq.extend_from_slice(&self.stops[j..]);
-                let Some(s) = self.schedule(&seq) else {
+                // The new sequence: old[..i], P, old[i..j], D, old[j..].
+                let Some((distance_m, late_s, drop_off_at)) = self.evaluate(
+                    i,
+                    j,
+                    &pickup,
+                    &drop_off,
+                    &legs,
+                    &to_pickup,
+                    &to_drop_off,
+                    pickup_to_drop_off,
+                ) else {
                     continue;
                 };
-                let added_late_s = s.late_s - self.schedule.late_s;
+                let added_late_s = late_s - self.schedule.late_s;
                 if n > 0 && added_late_s > 1e-6 {
                     continue;
                 }
-                let added_m = s.distance_m - self.schedule.distance_m;
-                let better = best
-                    .as_ref()
-                    .is_none_or(|b| (added_late_s, added_m) < (b.added_late_s, b.added_m));
-                if better {
-                    let probe = RiderRoute {
-                        stops: seq.clone(),
-                        ..self.clone()
-                    };
-                    let drop_off_at = probe.arrivals()[j + 1];
-                    best = Some(Insertion {
-                        added_m,
-                        added_late_s,
-                        drop_off_at,
-                        stops: seq.clone(),
-                    });
+                let added_m = distance_m - self.schedule.distance_m;
+                if best.is_none_or(|(l, m, ..)| (added_late_s, added_m) < (l, m)) {
+                    best = Some((added_late_s, added_m, drop_off_at, i, j));
                 }
             }
         }
-        best
+        best.map(|(added_late_s, added_m, drop_off_at, i, j)| {
+            let mut stops = Vec::with_capacity(n + 2);
+            stops.extend_from_slice(&self.stops[..i]);
+            stops.push(pickup);
+            stops.extend_from_slice(&self.stops[i..j]);
+            stops.push(drop_off);
+            stops.extend_from_slice(&self.stops[j..]);
+            Insertion {
+                added_m,
+                added_late_s,
+                drop_off_at,
+                stops,
+            }
+        })
     }
+
+    /// Distance, lateness and drop-off time of the route with the pickup
+    /// before old stop `i` and the drop-off before old stop `j` (`i ≤ j`);
+    /// `None` if it overloads the rider. Mirrors [`RiderRoute::schedule`]
+    /// with distances looked up instead of computed.
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate(
+        &self,
+        i: usize,
+        j: usize,
+        pickup: &Stop,
+        drop_off: &Stop,
+        legs: &[f64],
+        to_pickup: &[f64],
+        to_drop_off: &[f64],
+        pickup_to_drop_off: f64,
+    ) -> Option<(f64, f64, f64)> {
+        let n = self.stops.len();
+        let mut load = self.on_board;
+        let (mut t, mut distance_m, mut late_s, mut drop_off_at) = (0.0f64, 0.0, 0.0, 0.0);
+        // Position in the new sequence, as the index of the point we are at:
+        // old points are 0 (start) ..= n, then P and D.
+        let mut at = Where::Old(0);
+        let mut visit = |stop: &Stop, d: f64, t: &mut f64, distance_m: &mut f64| -> Option<f64> {
+            *distance_m += d;
+            *t = (*t + self.travel.seconds(d)).max(stop.earliest);
+            let arrival = *t;
+            match stop.kind {
+                StopKind::Pickup => {
+                    load += stop.load;
+                    if load > self.capacity {
+                        return None;
+                    }
+                    *t += PICKUP_SERVICE_S;
+                }
+                StopKind::DropOff => {
+                    load = load.saturating_sub(stop.load);
+                    late_s += (*t - stop.deadline).max(0.0);
+                    *t += DROP_OFF_SERVICE_S;
+                }
+            }
+            Some(arrival)
+        };
+        for k in 0..=n {
+            if k == i {
+                let d = match at {
+                    Where::Old(o) => to_pickup[o],
+                    _ => unreachable!("the pickup comes first"),
+                };
+                visit(pickup, d, &mut t, &mut distance_m)?;
+                at = Where::Pickup;
+            }
+            if k == j {
+                let d = match at {
+                    Where::Old(o) => to_drop_off[o],
+                    Where::Pickup => pickup_to_drop_off,
+                    Where::DropOff => unreachable!("one drop-off"),
+                };
+                drop_off_at = visit(drop_off, d, &mut t, &mut distance_m)?;
+                at = Where::DropOff;
+            }
+            if k == n {
+                break;
+            }
+            let d = match at {
+                Where::Old(o) => legs[o],
+                Where::Pickup => to_pickup[k + 1],
+                Where::DropOff => to_drop_off[k + 1],
+            };
+            visit(&self.stops[k], d, &mut t, &mut distance_m)?;
+            at = Where::Old(k + 1);
+        }
+        Some((distance_m, late_s, drop_off_at))
+    }
+}
+
+/// Where the rider is while an insertion is evaluated.
+#[derive(Clone, Copy)]
+enum Where {
+    /// At old point `k` (0 is the start, `k` the k-th stop).
+    Old(usize),
+    /// At the new pickup.
+    Pickup,
+    /// At the new drop-off.
+    DropOff,
 }
 
 #[cfg(test)]
@@ -514,6 +623,44 @@ mod tests {
             })
             .collect();
         assert!(r.schedule.distance_m <= r.schedule(&fifo).unwrap().distance_m);
+    }
+
+    #[test]
+    fn insertion_figures_agree_with_a_full_schedule_of_the_new_route() {
+        let at = p(31.20, 121.40);
+        let jobs = [
+            job(1, p(31.25, 121.40), p(31.20, 121.41), 3000.0),
+            job(2, p(31.21, 121.40), p(31.26, 121.40), 4000.0),
+        ];
+        let r = RiderRoute::best(at, Travel::of(VehicleType::Bicycle), 3, 0, &jobs);
+        for (n, (pickup, drop_off)) in [
+            (p(31.22, 121.41), p(31.24, 121.40)),
+            (p(31.19, 121.39), p(31.27, 121.42)),
+            (p(31.25, 121.40), p(31.25, 121.40)),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let new = job(10 + n as u128, pickup, drop_off, 9000.0);
+            for ins in [r.cheapest_insertion(&new), r.appended(&new)]
+                .into_iter()
+                .flatten()
+            {
+                let full = r.schedule(&ins.stops).unwrap();
+                assert!((full.distance_m - r.schedule.distance_m - ins.added_m).abs() < 1e-6);
+                assert!((full.late_s - r.schedule.late_s - ins.added_late_s).abs() < 1e-6);
+                let probe = RiderRoute {
+                    stops: ins.stops.clone(),
+                    ..r.clone()
+                };
+                let k = ins
+                    .stops
+                    .iter()
+                    .position(|s| s.delivery == new.delivery && s.kind == StopKind::DropOff)
+                    .unwrap();
+                assert!((probe.arrivals()[k] - ins.drop_off_at).abs() < 1e-6);
+            }
+        }
     }
 
     #[test]

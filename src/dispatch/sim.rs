@@ -105,6 +105,7 @@ impl Feed {
         &mut self,
         rider: RiderId,
         vehicle: VehicleType,
+        capacity: u32,
         at: LatLng,
         now: DateTime<Utc>,
     ) {
@@ -112,7 +113,7 @@ impl Feed {
             rider_id: rider,
             name: "rider".into(),
             vehicle,
-            capacity: 3,
+            capacity,
         };
         self.apply(rider.stream(), now, RiderEvent::Registered(registered));
         self.apply(
@@ -253,36 +254,86 @@ pub fn demand(config: &SimConfig, start: DateTime<Utc>) -> Vec<DeliveryRequested
     orders
 }
 
-/// Runs the hour under `policy`.
-pub fn run(config: &SimConfig, policy: Policy) -> SimReport {
+/// A rider of a simulated day.
+#[derive(Debug, Clone, Copy)]
+pub struct DayRider {
+    /// The rider.
+    pub id: RiderId,
+    /// How they ride.
+    pub vehicle: VehicleType,
+    /// Orders they carry at once.
+    pub capacity: u32,
+    /// Where their shift starts.
+    pub at: LatLng,
+}
+
+/// The riders and demand a simulation plays.
+#[derive(Debug, Clone)]
+pub struct Day {
+    /// When riders go on shift.
+    pub start: DateTime<Utc>,
+    /// The riders, on shift from `start`.
+    pub riders: Vec<DayRider>,
+    /// Deliveries, by ready time.
+    pub demand: Vec<DeliveryRequested>,
+    /// Business seconds between ticks.
+    pub tick_s: i64,
+}
+
+/// The synthetic hour of `config`.
+pub fn synthetic(config: &SimConfig) -> Day {
     let start = Utc
         .with_ymd_and_hms(2026, 11, 30, 11, 30, 0)
         .single()
         .expect("valid date");
     let mut rng = Rng::seed_from_u64(config.seed);
+    let riders = (0..config.riders)
+        .map(|n| {
+            let vehicle = match rng.random_range(0..10) {
+                0..=5 => VehicleType::Scooter,
+                6..=8 => VehicleType::Bicycle,
+                _ => VehicleType::Car,
+            };
+            DayRider {
+                id: RiderId(uuid::Uuid::from_u128(0x7000_0000 + n as u128)),
+                vehicle,
+                capacity: 3,
+                at: city_point(&mut rng),
+            }
+        })
+        .collect();
+    Day {
+        start,
+        riders,
+        demand: demand(config, start),
+        tick_s: config.tick_s,
+    }
+}
+
+/// Runs the synthetic hour of `config` under `policy`.
+pub fn run(config: &SimConfig, policy: Policy) -> SimReport {
+    play(&synthetic(config), policy)
+}
+
+/// Plays a day under `policy`.
+pub fn play(day: &Day, policy: Policy) -> SimReport {
+    let start = day.start;
     let mut feed = Feed::new();
     let mut riders: HashMap<RiderId, Rider> = HashMap::new();
-    for n in 0..config.riders {
-        let id = RiderId(uuid::Uuid::from_u128(0x7000_0000 + n as u128));
-        let vehicle = match rng.random_range(0..10) {
-            0..=5 => VehicleType::Scooter,
-            6..=8 => VehicleType::Bicycle,
-            _ => VehicleType::Car,
-        };
-        let at = city_point(&mut rng);
-        feed.rider_on_shift(id, vehicle, at, start);
+    for r in &day.riders {
+        feed.rider_on_shift(r.id, r.vehicle, r.capacity, r.at, start);
         riders.insert(
-            id,
+            r.id,
             Rider {
-                vehicle,
-                at,
+                vehicle: r.vehicle,
+                at: r.at,
                 given: Vec::new(),
                 busy_until: start,
                 metres: 0.0,
             },
         );
     }
-    let demand = demand(config, start);
+    let demand = &day.demand;
     let mut orders: HashMap<DeliveryId, Order> = HashMap::new();
     let mut next = 0;
     let plan_config = PlanConfig {
@@ -290,7 +341,7 @@ pub fn run(config: &SimConfig, policy: Policy) -> SimReport {
         ..PlanConfig::default()
     };
     let (mut ticks, mut plan_ms) = (0usize, 0.0f64);
-    let end_of_demand = start + Duration::minutes(config.minutes);
+    let end_of_demand = demand.last().map_or(start, |d| d.ready_at.max(start));
     let hard_stop = end_of_demand + Duration::minutes(90);
     let mut now = start;
     while now < hard_stop {
@@ -331,7 +382,7 @@ pub fn run(config: &SimConfig, policy: Policy) -> SimReport {
                 }
             }
         }
-        let until = now + Duration::seconds(config.tick_s);
+        let until = now + Duration::seconds(day.tick_s.max(1));
         ride(&mut feed, &mut riders, &mut orders, policy, now, until);
         now = until;
         if next == demand.len() && orders.values().all(|o| o.delivered_at.is_some()) {
@@ -361,7 +412,12 @@ pub fn run(config: &SimConfig, policy: Policy) -> SimReport {
         orders: demand.len(),
         delivered: delivered.len(),
         on_time_rate: on_time as f64 / demand.len().max(1) as f64,
-        distance_km: riders.values().map(|r| r.metres).sum::<f64>() / 1000.0,
+        distance_km: {
+            // Summed in rider order, so a seed gives the same figure bit for bit.
+            let mut ids: Vec<_> = riders.keys().collect();
+            ids.sort();
+            ids.iter().map(|id| riders[*id].metres).sum::<f64>() / 1000.0
+        },
         mean_delivery_min,
         ticks,
         mean_plan_ms: plan_ms / ticks.max(1) as f64,

@@ -18,24 +18,35 @@ use super::{
 pub type Store = Arc<dyn EventStore>;
 
 /// Instantiates every conformance case as a `#[tokio::test]`; `$fresh` is an
-/// async expression producing a fresh, empty `Arc<dyn EventStore>`.
+/// async expression producing a fresh, empty `Arc<dyn EventStore>`. With
+/// `ignore = "why"` every case is marked ignored (for a backend that needs a
+/// server): the test run lists each one as ignored, by name, and
+/// `cargo test … -- --ignored` runs them.
 #[macro_export]
 macro_rules! event_store_conformance {
     ($fresh:expr) => {
-        $crate::event_store_conformance!(@cases $fresh;
+        $crate::event_store_conformance!(@with [] $fresh);
+    };
+    ($fresh:expr, ignore = $why:literal) => {
+        $crate::event_store_conformance!(@with [#[ignore = $why]] $fresh);
+    };
+    (@with [$($attr:tt)*] $fresh:expr) => {
+        $crate::event_store_conformance!(@cases [$($attr)*] $fresh;
             appends_and_reads_back, wrong_expected_version_reports_the_actual_version,
             concurrent_writers_of_one_stream_have_exactly_one_winner, global_log_is_gap_free_and_ordered,
             multi_stream_commit_is_all_or_nothing, read_all_pages_from_any_position,
             subscription_hands_over_from_catch_up_to_live, idempotency_key_returns_the_first_outcome,
             concurrent_retries_of_one_key_append_once, metadata_round_trips, malformed_commits_are_refused);
     };
-    (@cases $fresh:expr; $($case:ident),*) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $case() {
-                $crate::store::conformance::$case($fresh.await).await;
-            }
-        )*
+    (@cases $attrs:tt $fresh:expr; $($case:ident),*) => {
+        $( $crate::event_store_conformance!(@case $attrs $fresh; $case); )*
+    };
+    (@case [$($attr:tt)*] $fresh:expr; $case:ident) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        $($attr)*
+        async fn $case() {
+            $crate::store::conformance::$case($fresh.await).await;
+        }
     };
 }
 

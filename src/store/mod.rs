@@ -10,6 +10,8 @@
 //!   log is measured against.
 //! - `group` and `live` (crate-private): what the single-writer backends
 //!   share — deciding a group of commits, and the in-memory live edge.
+//! - `esdb` (cargo feature `eventstoredb`): EventStoreDB / KurrentDB, for
+//!   operators who run that cluster.
 //! - [`conformance`]: the behavioural suite every backend must pass.
 //!
 //! Positions and versions are 1-based: the first event of a stream has
@@ -18,6 +20,8 @@
 
 pub mod conformance;
 pub mod embedded;
+#[cfg(feature = "eventstoredb")]
+pub mod esdb;
 pub(crate) mod group;
 pub(crate) mod live;
 mod record;
@@ -156,6 +160,10 @@ pub enum StoreError {
     /// The request itself is malformed (empty stream name, empty commit).
     #[error("invalid write: {0}")]
     Invalid(String),
+    /// The backend cannot do what was asked (e.g. EventStoreDB and a commit
+    /// spanning several streams).
+    #[error("not supported by this event store: {0}")]
+    Unsupported(String),
     /// The store was shut down.
     #[error("the event store is shut down")]
     Closed,

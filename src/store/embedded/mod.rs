@@ -8,6 +8,8 @@
 //!   claims).
 //! - [`writer`]: the single writer thread; a group of concurrent commits is
 //!   one positioned write and one `fdatasync`.
+//! - [`backup`]: online backup — a consistent, durable prefix of the log
+//!   copied while the store keeps writing.
 //!
 //! Acknowledged means fsync'd. Recovery discards only a torn final record
 //! (never acknowledged: the answer comes after the sync) and refuses any
@@ -17,6 +19,7 @@
 //! assigned in commit order without gaps; a data directory is used by one
 //! process at a time (an exclusive lock on `log/LOCK`).
 
+pub mod backup;
 mod format;
 mod index;
 mod segment;
@@ -28,6 +31,7 @@ use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, RwLock};
 
+pub use self::backup::{backup, BackupReport};
 use self::index::{Index, Location};
 use self::segment::{Preparer, Segment};
 use self::writer::Writer;

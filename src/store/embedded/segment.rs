@@ -17,7 +17,7 @@ use crate::store::{Position, StoreError};
 
 /// Every segment starts with this magic and its own size (u64 LE), so a file
 /// that is not a segment, or a segment cut short, is recognised.
-const MAGIC: &[u8; 8] = b"O2OHLOG1";
+pub(super) const MAGIC: &[u8; 8] = b"O2OHLOG1";
 /// Bytes before the first record of a segment.
 pub(super) const SEGMENT_HEADER: u64 = 16;
 

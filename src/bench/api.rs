@@ -1,0 +1,321 @@
+//! `o2ohub bench api`: booking commands end to end over HTTP. A separate
+//! `o2ohub serve` process on a scratch data directory (the embedded store,
+//! durable commits); operators register merchants whose services hold
+//! plenty of seats per slot, then `concurrency` clients book visits —
+//! `POST /v1/visits` with a bearer token and an `Idempotency-Key`, each a
+//! multi-stream commit of the visit and its slot — spread over merchants and
+//! slots so that concurrent bookings rarely share a slot stream. Prints
+//! commands/s and p50/p99 latency of the whole request.
+
+use anyhow::{bail, Context, Result};
+use chrono::{DateTime, Duration, DurationRound, Utc};
+use serde_json::json;
+use std::process::Stdio;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::latency::Latencies;
+use crate::api::auth::{Keys, Principal};
+use o2ohub_events::Role;
+
+/// Options of one run.
+#[derive(Debug, Clone)]
+pub struct ApiBench {
+    /// Bookings measured (after a warm-up of `concurrency × 4`).
+    pub commands: usize,
+    /// Clients sending at once.
+    pub concurrency: usize,
+    /// Merchants the bookings are spread over.
+    pub merchants: usize,
+    /// One JSON object instead of a table.
+    pub json: bool,
+}
+
+/// Consumers the bookings come from (one token each).
+const CONSUMERS: usize = 256;
+/// Bookable slots per merchant used: a week of 15-minute slots.
+const SLOTS: usize = 7 * 96;
+
+/// A running `o2ohub serve` child on a scratch data directory.
+struct Served {
+    child: std::process::Child,
+    dir: std::path::PathBuf,
+    base: String,
+    keys: Keys,
+}
+
+impl Served {
+    async fn start() -> Result<Served> {
+        let dir = std::env::temp_dir().join(format!("o2ohub-bench-api-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        // Create the keys before the server starts, so both sides read the same ones.
+        let secrets = crate::secrets::Secrets::load(&dir)?;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = std::process::Command::new(std::env::current_exe()?)
+            .args([
+                "serve",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
+            .arg(&dir)
+            .env("O2OHUB_LOG", "warn")
+            .stdout(Stdio::null())
+            .spawn()
+            .context("cannot start `o2ohub serve`")?;
+        let served = Served {
+            child,
+            dir,
+            base: format!("http://127.0.0.1:{port}"),
+            keys: Keys::from_secret(&secrets.jwt),
+        };
+        let client = reqwest::Client::new();
+        let started = Instant::now();
+        loop {
+            let ready = client.get(format!("{}/readyz", served.base)).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                return Ok(served);
+            }
+            if started.elapsed().as_secs() > 60 {
+                bail!("`o2ohub serve` did not become ready in 60 s");
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    fn token(&self, role: Role, subject: String) -> Result<String> {
+        let principal = Principal {
+            role,
+            subject,
+            merchant: None,
+        };
+        Ok(self.keys.mint(&principal, 3600)?)
+    }
+
+    /// Stops the server (SIGTERM: a graceful shutdown) and removes its data.
+    fn stop(mut self) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A merchant open around the clock whose one service seats `capacity` per slot.
+fn merchant(n: usize, capacity: u32) -> serde_json::Value {
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+        .map(|d| json!({"day": d, "open": 0, "close": 1440}));
+    json!({
+        "name": format!("Bench Salon {n}"), "category": "salon",
+        "location": {"lat": 31.2 + (n % 100) as f64 * 0.001, "lng": 121.4 + (n / 100) as f64 * 0.001},
+        "opening_hours": {"utc_offset_minutes": 0,
+            "intervals": days},
+        "services": [{"service_id": "cut", "name": "Cut", "duration_minutes": 15,
+                      "price": {"minor": 2500, "currency": "EUR"}, "slot_capacity": capacity}],
+        "service_area": {"kind": "radius", "meters": 5000}, "rating_tenths": 40
+    })
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    /// Bookings answered 201.
+    pub commands: usize,
+    /// Other answers (conflicts, errors).
+    pub failed: usize,
+    /// Wall time, seconds.
+    pub seconds: f64,
+    /// Throughput.
+    pub commands_per_sec: f64,
+    /// Median latency, ms.
+    pub p50_ms: f64,
+    /// 99th percentile latency, ms.
+    pub p99_ms: f64,
+}
+
+/// Sends bookings `from..to` of the plan from `concurrency` clients.
+async fn drive(
+    client: &reqwest::Client,
+    url: &str,
+    merchants: &Arc<Vec<String>>,
+    tokens: &Arc<Vec<String>>,
+    first_slot: DateTime<Utc>,
+    (from, to): (usize, usize),
+    concurrency: usize,
+) -> Result<Measurement> {
+    let next = Arc::new(AtomicUsize::new(from));
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (client, url, merchants, tokens, next) = (
+                client.clone(),
+                url.to_owned(),
+                merchants.clone(),
+                tokens.clone(),
+                next.clone(),
+            );
+            tokio::spawn(async move {
+                let mut lat = Latencies::default();
+                let mut failed = 0usize;
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= to {
+                        break;
+                    }
+                    // Consecutive commands go to different merchants, then different slots.
+                    let m = i % merchants.len();
+                    let slot =
+                        first_slot + Duration::minutes(15 * ((i / merchants.len()) % SLOTS) as i64);
+                    let body = format!(
+                        r#"{{"merchant_id":"{}","service_id":"cut","slot_start":"{}"}}"#,
+                        merchants[m],
+                        slot.format("%Y-%m-%dT%H:%M:%SZ")
+                    );
+                    let t = Instant::now();
+                    let resp = client
+                        .post(&url)
+                        .bearer_auth(&tokens[i % tokens.len()])
+                        .header("idempotency-key", format!("bench-{i}"))
+                        .header("content-type", "application/json")
+                        .body(body)
+                        .send()
+                        .await?;
+                    let ok = resp.status() == reqwest::StatusCode::CREATED;
+                    let _ = resp.bytes().await?;
+                    lat.record(t.elapsed().as_micros());
+                    failed += usize::from(!ok);
+                }
+                anyhow::Ok((lat, failed))
+            })
+        })
+        .collect();
+    let mut latencies = Latencies::default();
+    let mut failed = 0;
+    for t in tasks {
+        let (l, f) = t.await??;
+        latencies.merge(l);
+        failed += f;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let answered = latencies.len();
+    Ok(Measurement {
+        commands: answered - failed,
+        failed,
+        seconds,
+        commands_per_sec: (answered - failed) as f64 / seconds,
+        p50_ms: latencies.percentile_ms(50.0),
+        p99_ms: latencies.percentile_ms(99.0),
+    })
+}
+
+/// Runs the benchmark (see the module doc).
+pub async fn run(opts: ApiBench) -> Result<()> {
+    if opts.commands == 0 || opts.concurrency == 0 || opts.merchants == 0 {
+        bail!("--commands, --concurrency and --merchants must be positive");
+    }
+    let warmup = opts.concurrency * 4;
+    // Every (merchant, slot) pair is booked this often at most: seats to spare.
+    let per_slot = (opts.commands + warmup).div_ceil(opts.merchants * SLOTS) as u32 + 1;
+    if per_slot > 10_000 {
+        bail!(
+            "too many commands for {} merchants: raise --merchants",
+            opts.merchants
+        );
+    }
+    eprintln!("starting `o2ohub serve` on a scratch data directory…");
+    let served = Served::start().await?;
+    let result = measure(&served, &opts, warmup, per_slot).await;
+    served.stop();
+    let m = result?;
+    if opts.json {
+        println!(
+            "{}",
+            json!({
+                "bench": "api", "target": "book_visit", "clients": opts.concurrency,
+                "merchants": opts.merchants, "commands": m.commands, "failed": m.failed,
+                "seconds": m.seconds, "commands_per_sec": m.commands_per_sec.round(),
+                "p50_ms": m.p50_ms, "p99_ms": m.p99_ms,
+            })
+        );
+    } else {
+        println!("command      clients  commands  failed   commands/s    p50 ms    p99 ms");
+        println!(
+            "book_visit {:>9} {:>9} {:>7} {:>12.0} {:>9.3} {:>9.3}",
+            opts.concurrency, m.commands, m.failed, m.commands_per_sec, m.p50_ms, m.p99_ms
+        );
+    }
+    if m.failed * 100 > m.commands {
+        bail!("{} of {} bookings failed", m.failed, m.commands + m.failed);
+    }
+    Ok(())
+}
+
+async fn measure(
+    served: &Served,
+    opts: &ApiBench,
+    warmup: usize,
+    per_slot: u32,
+) -> Result<Measurement> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(opts.concurrency)
+        .build()?;
+    let admin = served.token(Role::Admin, "bench".into())?;
+    eprintln!(
+        "registering {} merchants ({per_slot} seats per slot)…",
+        opts.merchants
+    );
+    let mut merchants = Vec::with_capacity(opts.merchants);
+    for n in 0..opts.merchants {
+        let resp = client
+            .post(format!("{}/v1/merchants", served.base))
+            .bearer_auth(&admin)
+            .json(&merchant(n, per_slot))
+            .send()
+            .await?;
+        if resp.status() != reqwest::StatusCode::CREATED {
+            bail!(
+                "registering a merchant answered {}: {}",
+                resp.status(),
+                resp.text().await?
+            );
+        }
+        let body: serde_json::Value = resp.json().await?;
+        merchants.push(body["merchant_id"].as_str().unwrap_or_default().to_owned());
+    }
+    let tokens = (0..CONSUMERS)
+        .map(|_| served.token(Role::Consumer, uuid::Uuid::now_v7().to_string()))
+        .collect::<Result<Vec<_>>>()?;
+    let (merchants, tokens) = (Arc::new(merchants), Arc::new(tokens));
+    // The first slot on the grid at least an hour from now.
+    let first_slot = (Utc::now() + Duration::hours(1)).duration_trunc(Duration::minutes(15))?;
+    let url = format!("{}/v1/visits", served.base);
+    eprintln!("warming up ({warmup} bookings)…");
+    drive(
+        &client,
+        &url,
+        &merchants,
+        &tokens,
+        first_slot,
+        (0, warmup),
+        opts.concurrency,
+    )
+    .await?;
+    eprintln!(
+        "booking {} visits from {} clients…",
+        opts.commands, opts.concurrency
+    );
+    drive(
+        &client,
+        &url,
+        &merchants,
+        &tokens,
+        first_slot,
+        (warmup, warmup + opts.commands),
+        opts.concurrency,
+    )
+    .await
+}
