@@ -38,6 +38,34 @@ pub enum Command {
         #[arg(long, env = "O2OHUB_ESDB_NAMESPACE", default_value = "")]
         esdb_namespace: String,
     },
+    /// Play a simulated city day against the hub through its HTTP API, in
+    /// accelerated time, and print what happened.
+    Demo {
+        /// Seed of the city and the day (the same seed plays the same day).
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Merchants in the city.
+        #[arg(long, default_value_t = 60)]
+        merchants: usize,
+        /// Riders in the city.
+        #[arg(long, default_value_t = 40)]
+        riders: usize,
+        /// Business hours to play, from 11:00 local.
+        #[arg(long, default_value_t = 12.0, allow_negative_numbers = true)]
+        hours: f64,
+        /// Business seconds per wall-clock second.
+        #[arg(long, default_value_t = 900.0, allow_negative_numbers = true)]
+        speed: f64,
+        /// The demo's own data directory (it records the seed there).
+        #[arg(long, default_value = "data/demo")]
+        data_dir: PathBuf,
+        /// Keep serving the API after the day, until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
+        /// Write an HTML report of the day here.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
     /// Mint a bearer token for local use, signed with the configured key.
     Token {
         /// consumer, staff, rider or admin.
@@ -416,6 +444,33 @@ pub async fn run(cli: Cli) -> Result<()> {
             let mut config = crate::hub::HubConfig::new(data_dir);
             config.store = crate::hub::StoreBackend::choose(&store, esdb_url, esdb_namespace)?;
             crate::serve::run_with(addr, config).await
+        }
+        Command::Demo {
+            seed,
+            merchants,
+            riders,
+            hours,
+            speed,
+            data_dir,
+            serve,
+            report,
+        } => {
+            let summary = crate::demo::run(crate::demo::DemoOptions {
+                seed,
+                merchants,
+                riders,
+                hours,
+                speed,
+                data_dir,
+                serve,
+                report,
+                print: true,
+            })
+            .await?;
+            if !summary.all_checks_hold() {
+                anyhow::bail!("the day broke an invariant (see the checks above)");
+            }
+            Ok(())
         }
         Command::Token {
             role,

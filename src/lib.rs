@@ -28,6 +28,7 @@
 //! - [`bench`]: the `o2ohub bench` measurements.
 //! - [`cli`]: the command-line interface of the `o2ohub` binary.
 //! - [`clock`]: business time — the wall clock, or accelerated for the demo.
+//! - [`demo`]: `o2ohub demo`, a seeded city day played through the HTTP API.
 //!
 //! The event catalogue lives in the `o2ohub-events` crate; read models in
 //! `o2ohub-projections`.
@@ -37,6 +38,7 @@ pub mod bench;
 pub mod cli;
 pub mod clock;
 pub mod command;
+pub mod demo;
 pub mod dispatch;
 pub mod domain;
 pub mod hub;

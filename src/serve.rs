@@ -61,9 +61,24 @@ pub async fn start_with(
     Arc<AppState>,
     impl std::future::Future<Output = ()>,
 )> {
+    let dispatch = crate::dispatch::DispatchConfig::from_env()?;
+    start_dispatching(addr, config, dispatch, shutdown).await
+}
+
+/// [`start_with`] with a given dispatcher configuration (the demo ticks in
+/// business time, so its wall-clock tick depends on its speed).
+pub async fn start_dispatching(
+    addr: SocketAddr,
+    config: HubConfig,
+    dispatch: crate::dispatch::DispatchConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(
+    SocketAddr,
+    Arc<AppState>,
+    impl std::future::Future<Output = ()>,
+)> {
     let data_dir = config.data_dir.as_path();
     let secrets = Secrets::load(data_dir)?;
-    let dispatch = crate::dispatch::DispatchConfig::from_env()?;
     let mut hub = Hub::open(&config).await.with_context(|| {
         format!(
             "cannot open the store ({:?}, data in {})",
