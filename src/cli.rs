@@ -443,6 +443,7 @@ pub async fn run(cli: Cli) -> Result<()> {
         } => {
             let mut config = crate::hub::HubConfig::new(data_dir);
             config.store = crate::hub::StoreBackend::choose(&store, esdb_url, esdb_namespace)?;
+            config.kafka = crate::kafka::KafkaConfig::from_env()?;
             crate::serve::run_with(addr, config).await
         }
         Command::Demo {

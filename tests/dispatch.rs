@@ -238,7 +238,6 @@ impl Stream {
                 if event == name {
                     return Some(Sse {
                         id,
-                        event,
                         data: serde_json::from_str(&data).unwrap(),
                     });
                 }

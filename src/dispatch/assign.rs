@@ -100,15 +100,15 @@ mod tests {
     }
 
     /// Every matching, tried.
-    fn brute(riders: usize, arcs: &[Vec<Arc>], i: usize, used: &mut Vec<bool>) -> i64 {
+    fn brute(arcs: &[Vec<Arc>], i: usize, used: &mut Vec<bool>) -> i64 {
         if i == arcs.len() {
             return 0;
         }
-        let mut best = brute(riders, arcs, i + 1, used);
+        let mut best = brute(arcs, i + 1, used);
         for a in &arcs[i] {
             if !used[a.rider] {
                 used[a.rider] = true;
-                best = best.max(a.benefit + brute(riders, arcs, i + 1, used));
+                best = best.max(a.benefit + brute(arcs, i + 1, used));
                 used[a.rider] = false;
             }
         }
@@ -173,7 +173,7 @@ mod tests {
                 }
             }
             let mut used = vec![false; riders];
-            let best = brute(riders, &arcs, 0, &mut used);
+            let best = brute(&arcs, 0, &mut used);
             prop_assert_eq!(total(&arcs, &choice), best);
             // Unscaled: within one unit per delivery.
             let coarse = total(&arcs, &assign(riders, &arcs));

@@ -211,7 +211,7 @@ pub fn plan(
             let mut insertions: Vec<Vec<(usize, Insertion)>> = Vec::with_capacity(waiting.len());
             for (d, found) in candidates.iter().enumerate() {
                 let j = job(waiting[d]);
-                let waited = (-j.ready).max(0.0).min(BASE_S);
+                let waited = (-j.ready).clamp(0.0, BASE_S);
                 let ins: Vec<(usize, Insertion)> = found
                     .iter()
                     .filter_map(|&(i, _)| riders[i].1.cheapest_insertion(&j).map(|x| (i, x)))

@@ -240,7 +240,7 @@ pub fn demand(config: &SimConfig, start: DateTime<Utc>) -> Vec<DeliveryRequested
             let ready_at = start + Duration::seconds(rng.random_range(0..config.minutes * 60));
             DeliveryRequested {
                 delivery_id: DeliveryId(uuid::Uuid::from_u128(0xd000_0000 + n as u128)),
-                order_id: OrderId(uuid::Uuid::from_u128(0x0000_0000 + n as u128)),
+                order_id: OrderId(uuid::Uuid::from_u128(n as u128)),
                 merchant_id: MerchantId(uuid::Uuid::from_u128(1)),
                 pickup,
                 drop_off: LatLng::parse(lat, lng).unwrap_or(pickup),
