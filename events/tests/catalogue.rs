@@ -190,6 +190,11 @@ fn sample_events() -> Vec<Event> {
             reason: "nobody home".into(),
         })
         .into(),
+        DeliveryEvent::Released(DeliveryReleased {
+            rider_id: RiderId(uuid::Uuid::nil()),
+            reason: "the rider went off shift before pickup".into(),
+        })
+        .into(),
     ]
 }
 
