@@ -180,7 +180,7 @@ pub async fn run(data_dir: &Path, policy: Policy, json: bool) -> Result<()> {
     );
     println!(
         "{:<22} {:>12.1} {:>12.1} {:>12.1}",
-        "mean delivery (min)",
+        "ready → door (min)",
         recorded.mean_delivery_min,
         chosen.mean_delivery_min,
         compared.mean_delivery_min

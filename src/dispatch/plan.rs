@@ -181,6 +181,18 @@ pub fn plan(
                 }
             }
         }
+        if found.is_empty() {
+            // Nobody within reach: the nearest riders anywhere, rather than
+            // a delivery that waits forever at the edge of the city.
+            found = riders
+                .iter()
+                .enumerate()
+                .filter(|(_, (r, _))| {
+                    d.request.load <= r.free() && !d.passed_by.contains(&r.rider_id)
+                })
+                .map(|(i, (r, _))| (i, r.position.distance_m(&d.request.pickup)))
+                .collect();
+        }
         if found.iter().any(|(_, dist)| *dist <= config.radius_m) {
             found.retain(|(_, dist)| *dist <= config.radius_m);
         }

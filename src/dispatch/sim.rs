@@ -342,7 +342,8 @@ pub fn play(day: &Day, policy: Policy) -> SimReport {
     };
     let (mut ticks, mut plan_ms) = (0usize, 0.0f64);
     let end_of_demand = demand.last().map_or(start, |d| d.ready_at.max(start));
-    let hard_stop = end_of_demand + Duration::minutes(90);
+    // Long enough for a rider on foot to finish a far drop-off.
+    let hard_stop = end_of_demand + Duration::hours(6);
     let mut now = start;
     while now < hard_stop {
         while next < demand.len() && demand[next].ready_at <= now {
