@@ -5,55 +5,31 @@
 //! reconnect with `Last-Event-ID` resumes without losing an offer; a rider
 //! who goes off shift before pickup releases the order to another.
 
-use o2ohub::api::auth::{Keys, Principal};
-use o2ohub::api::AppState;
 use o2ohub_events::{MerchantId, Role};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
-use std::sync::Arc;
 use std::time::Duration;
 
+mod support;
+
+/// The shared test hub, with the dispatcher ticking every 100 ms and offers
+/// lapsing after 3 s.
 struct Server {
-    base: String,
-    keys: Keys,
-    payments: Vec<u8>,
-    state: Arc<AppState>,
-    _stop: tokio::sync::oneshot::Sender<()>,
-    _dir: tempfile::TempDir,
+    hub: support::Hub,
 }
 
 impl Server {
     async fn start() -> Server {
-        // SAFETY-free in edition 2021: every test here sets the same values.
+        // Every test here sets the same values before its hub starts.
         std::env::set_var("O2OHUB_DISPATCH_TICK_MS", "100");
         std::env::set_var("O2OHUB_OFFER_TTL_S", "3");
-        let dir = tempfile::tempdir().unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let (addr, state, server) =
-            o2ohub::serve::start("127.0.0.1:0".parse().unwrap(), dir.path(), async {
-                let _ = stopped.await;
-            })
-            .await
-            .unwrap();
-        tokio::spawn(server);
-        let secrets = o2ohub::secrets::Secrets::load(dir.path()).unwrap();
         Server {
-            base: format!("http://{addr}"),
-            keys: Keys::from_secret(&secrets.jwt),
-            payments: secrets.payments.clone(),
-            state,
-            _stop: stop,
-            _dir: dir,
+            hub: support::Hub::start().await,
         }
     }
 
     fn token(&self, role: Role, subject: &str, merchant: Option<MerchantId>) -> String {
-        let p = Principal {
-            role,
-            subject: subject.into(),
-            merchant,
-        };
-        self.keys.mint(&p, 600).unwrap()
+        self.hub.token(role, subject, merchant)
     }
 
     async fn call(
@@ -63,16 +39,11 @@ impl Server {
         token: &str,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let client = reqwest::Client::new();
-        let mut req = client
-            .request(method.parse().unwrap(), format!("{}{path}", self.base))
-            .bearer_auth(token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.unwrap();
-        let status = resp.status();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        let answer = self
+            .hub
+            .call(method, path, Some(token), body.as_ref())
+            .await;
+        (answer.status, answer.body)
     }
 
     /// A restaurant at the centre, a rider near it and one further away.
@@ -148,12 +119,12 @@ impl Server {
         let code = body["handover_code"].as_str().unwrap().to_owned();
         let callback = json!({"order_id": id, "payment_ref": format!("pay-{id}"), "amount": {"minor": 1800, "currency": "CNY"}}).to_string();
         let sig = o2ohub::api::payments::sign(
-            &self.payments,
+            &self.hub.payments,
             chrono::Utc::now().timestamp(),
             callback.as_bytes(),
         );
         let paid = reqwest::Client::new()
-            .post(format!("{}/v1/payments/webhook", self.base))
+            .post(format!("{}/v1/payments/webhook", self.hub.base))
             .header("O2O-Signature", sig)
             .body(callback)
             .send()
@@ -202,7 +173,7 @@ struct Stream {
 impl Stream {
     async fn open(s: &Server, token: &str, last_event_id: Option<u64>) -> Stream {
         let mut req = reqwest::Client::new()
-            .get(format!("{}/v1/riders/me/offers", s.base))
+            .get(format!("{}/v1/riders/me/offers", s.hub.base))
             .bearer_auth(token);
         if let Some(id) = last_event_id {
             req = req.header("Last-Event-ID", id.to_string());
@@ -294,7 +265,7 @@ async fn an_offer_is_pushed_accepted_picked_up_and_delivered_with_the_right_code
     assert_eq!(closed.data["outcome"], "accepted");
 
     // The route shows the stops with ETAs; the consumer sees the rider coming.
-    s.state.hub.caught_up().await.unwrap();
+    s.hub.state.hub.caught_up().await.unwrap();
     let (_, route) = s.call("GET", "/v1/riders/me/route", &c.near.1, None).await;
     let stops = route["stops"].as_array().unwrap();
     assert_eq!(stops.len(), 2, "{route}");
@@ -350,7 +321,7 @@ async fn an_offer_is_pushed_accepted_picked_up_and_delivered_with_the_right_code
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    s.state.hub.caught_up().await.unwrap();
+    s.hub.state.hub.caught_up().await.unwrap();
     let (_, route) = s.call("GET", "/v1/riders/me/route", &c.near.1, None).await;
     assert_eq!(route["stops"].as_array().unwrap().len(), 0);
 }
@@ -449,7 +420,7 @@ async fn a_reconnect_with_last_event_id_loses_no_offer() {
 
     // A Last-Event-ID that is not a number is a 400 naming the header.
     let resp = reqwest::Client::new()
-        .get(format!("{}/v1/riders/me/offers", s.base))
+        .get(format!("{}/v1/riders/me/offers", s.hub.base))
         .bearer_auth(&c.near.1)
         .header("Last-Event-ID", "yesterday")
         .send()
@@ -460,7 +431,7 @@ async fn a_reconnect_with_last_event_id_loses_no_offer() {
     assert_eq!(body["field"], "Last-Event-ID");
     // Only riders have an offer stream.
     let resp = reqwest::Client::new()
-        .get(format!("{}/v1/riders/me/offers", s.base))
+        .get(format!("{}/v1/riders/me/offers", s.hub.base))
         .bearer_auth(&c.consumer)
         .send()
         .await
