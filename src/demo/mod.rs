@@ -173,12 +173,20 @@ const TICK_BUSINESS_S: f64 = 20.0;
 /// The dispatcher's settings for a day at `speed`: from the environment,
 /// except that, unless `O2OHUB_DISPATCH_TICK_MS` says otherwise, it ticks
 /// every [`TICK_BUSINESS_S`] of business time rather than every 2 s of wall
-/// time (which would be half an hour of the day at ×900).
+/// time (which would be half an hour of the day at ×900), and, unless
+/// `O2OHUB_OFFER_TTL_S` says otherwise, an offer stays open at least a
+/// quarter second of wall time.
 pub fn dispatch_config(speed: f64) -> Result<crate::dispatch::DispatchConfig> {
     let mut config = crate::dispatch::DispatchConfig::from_env()?;
     if std::env::var_os("O2OHUB_DISPATCH_TICK_MS").is_none() {
         let ms = (TICK_BUSINESS_S * 1000.0 / speed).clamp(10.0, 2000.0);
         config.tick = std::time::Duration::from_millis(ms as u64);
+    }
+    // 45 business seconds are 50 ms of wall time at ×900: too short for a
+    // driver answering over HTTP. Give riders at least a quarter second.
+    if std::env::var_os("O2OHUB_OFFER_TTL_S").is_none() {
+        let seconds = (0.25 * speed).max(config.offer_ttl.num_seconds() as f64);
+        config.offer_ttl = chrono::Duration::seconds(seconds as i64);
     }
     Ok(config)
 }
