@@ -7,16 +7,15 @@
 //! slots so that concurrent bookings rarely share a slot stream. Prints
 //! commands/s and p50/p99 latency of the whole request.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::json;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use super::latency::Latencies;
-use crate::api::auth::{Keys, Principal};
+use super::served::Served;
 use o2ohub_events::Role;
 
 /// Options of one run.
@@ -36,74 +35,6 @@ pub struct ApiBench {
 const CONSUMERS: usize = 256;
 /// Bookable slots per merchant used: a week of 15-minute slots.
 const SLOTS: usize = 7 * 96;
-
-/// A running `o2ohub serve` child on a scratch data directory.
-struct Served {
-    child: std::process::Child,
-    dir: std::path::PathBuf,
-    base: String,
-    keys: Keys,
-}
-
-impl Served {
-    async fn start() -> Result<Served> {
-        let dir = std::env::temp_dir().join(format!("o2ohub-bench-api-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        // Create the keys before the server starts, so both sides read the same ones.
-        let secrets = crate::secrets::Secrets::load(&dir)?;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = std::process::Command::new(std::env::current_exe()?)
-            .args([
-                "serve",
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(&dir)
-            .env("O2OHUB_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .context("cannot start `o2ohub serve`")?;
-        let served = Served {
-            child,
-            dir,
-            base: format!("http://127.0.0.1:{port}"),
-            keys: Keys::from_secret(&secrets.jwt),
-        };
-        let client = reqwest::Client::new();
-        let started = Instant::now();
-        loop {
-            let ready = client.get(format!("{}/readyz", served.base)).send().await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                return Ok(served);
-            }
-            if started.elapsed().as_secs() > 60 {
-                bail!("`o2ohub serve` did not become ready in 60 s");
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    }
-
-    fn token(&self, role: Role, subject: String) -> Result<String> {
-        let principal = Principal {
-            role,
-            subject,
-            merchant: None,
-        };
-        Ok(self.keys.mint(&principal, 3600)?)
-    }
-
-    /// Stops the server (SIGTERM: a graceful shutdown) and removes its data.
-    fn stop(mut self) {
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
 
 /// A merchant open around the clock whose one service seats `capacity` per slot.
 fn merchant(n: usize, capacity: u32) -> serde_json::Value {
@@ -227,7 +158,7 @@ pub async fn run(opts: ApiBench) -> Result<()> {
         );
     }
     eprintln!("starting `o2ohub serve` on a scratch data directory…");
-    let served = Served::start().await?;
+    let served = Served::start(Served::scratch("api")?, std::time::Duration::from_secs(60)).await?;
     let result = measure(&served, &opts, warmup, per_slot).await;
     served.stop();
     let m = result?;

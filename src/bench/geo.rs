@@ -346,11 +346,9 @@ fn measure_inprocess(model: &MerchantSearch, queries: &[SearchQuery]) -> Measure
 // HTTP target: the same queries against `o2ohub serve`, a separate process
 // on a data directory holding the city's registration events.
 
-/// A running `o2ohub serve` child on a scratch data directory.
+/// `o2ohub serve` on a store holding the city, and a consumer's token.
 struct Served {
-    child: std::process::Child,
-    dir: std::path::PathBuf,
-    base: String,
+    hub: super::served::Served,
     token: String,
 }
 
@@ -362,8 +360,7 @@ impl Served {
         use crate::store::{
             Commit, EventMetadata, EventStore, ExpectedVersion, NewEvent, StreamWrite,
         };
-        let dir = std::env::temp_dir().join(format!("o2ohub-bench-geo-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = super::served::Served::scratch("geo")?;
         {
             let store = EmbeddedStore::open(&dir)?;
             let meta = EventMetadata {
@@ -393,56 +390,20 @@ impl Served {
             }
             store.shutdown().await;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?
-            .local_addr()?
-            .port();
-        let child = std::process::Command::new(std::env::current_exe()?)
-            .args([
-                "serve",
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-                "--data-dir",
-            ])
-            .arg(&dir)
-            .env("O2OHUB_LOG", "warn")
-            .stdout(Stdio::null())
-            .spawn()
-            .context("cannot start `o2ohub serve`")?;
-        let base = format!("http://127.0.0.1:{port}");
-        let secrets = crate::secrets::Secrets::load(&dir)?;
-        let keys = crate::api::auth::Keys::from_secret(&secrets.jwt);
-        let consumer = crate::api::auth::Principal {
-            role: o2ohub_events::Role::Consumer,
-            subject: uuid::Uuid::now_v7().to_string(),
-            merchant: None,
-        };
-        let token = keys.mint(&consumer, 3600)?;
-        let served = Served {
-            child,
-            dir,
-            base,
-            token,
-        };
-        let client = reqwest::Client::new();
-        let started = Instant::now();
-        loop {
-            let ready = client.get(format!("{}/readyz", served.base)).send().await;
-            if ready.is_ok_and(|r| r.status().is_success()) {
-                return Ok(served);
-            }
-            if started.elapsed().as_secs() > 120 {
-                bail!("`o2ohub serve` did not become ready in 120 s");
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
+        let hub = super::served::Served::start(dir, std::time::Duration::from_secs(120)).await?;
+        let token = hub.token(
+            o2ohub_events::Role::Consumer,
+            uuid::Uuid::now_v7().to_string(),
+        )?;
+        Ok(Served { hub, token })
     }
 
-    /// Stops the server (SIGTERM: a graceful shutdown) and removes its data.
-    fn stop(mut self) {
-        // SAFETY: sending a signal to our own child process.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
+    fn base(&self) -> &str {
+        &self.hub.base
+    }
+
+    fn stop(self) {
+        self.hub.stop();
     }
 }
 
@@ -478,7 +439,7 @@ async fn measure_http(
     let urls: Arc<Vec<String>> = Arc::new(
         queries
             .iter()
-            .map(|q| search_url(&served.base, q))
+            .map(|q| search_url(served.base(), q))
             .collect(),
     );
     let next = Arc::new(AtomicUsize::new(0));

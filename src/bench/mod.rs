@@ -8,6 +8,7 @@
 //!   of the global policy against greedy nearest-rider.
 //! - [`kafka`]: the Kafka relay against a raw producer, and command → Kafka-fed read model latency.
 //! - [`rebuild`]: events/s folded when read models are rebuilt from the log.
+//! - [`served`]: `o2ohub serve` as a child process, the HTTP target.
 //! - [`latency`]: percentile bookkeeping shared by the benches.
 
 pub mod api;
@@ -16,4 +17,5 @@ pub mod geo;
 pub mod kafka;
 pub mod latency;
 pub mod rebuild;
+pub mod served;
 pub mod store;
