@@ -153,6 +153,24 @@ pub fn status_of_order(s: &State, order: &OrderId) -> Value {
     }
 }
 
+/// The data of an `offer` event: the offer and its delivery's request.
+fn offer_json(
+    supply: &Supply,
+    offer_id: OfferId,
+    delivery: DeliveryId,
+    expires_at: DateTime<Utc>,
+    eta: DateTime<Utc>,
+) -> Value {
+    let r = supply.request(&delivery);
+    json!({
+        "offer_id": offer_id, "delivery_id": delivery,
+        "order_id": r.map(|r| r.order_id),
+        "pickup": r.map(|r| r.pickup), "drop_off": r.map(|r| r.drop_off),
+        "ready_at": r.map(|r| r.ready_at), "deadline": r.map(|r| r.deadline),
+        "expires_at": expires_at, "eta": eta,
+    })
+}
+
 /// One SSE event for `rider` from a logged event, if it concerns them.
 fn offer_event(
     supply: &Supply,
@@ -165,19 +183,10 @@ fn offer_event(
         .strip_prefix("delivery-")
         .and_then(|s| DeliveryId::parse(s).ok())?;
     let (name, data) = match event {
-        DeliveryEvent::Offered(o) if o.rider_id == *rider => {
-            let r = supply.request(&delivery);
-            (
-                "offer",
-                json!({
-                    "offer_id": o.offer_id, "delivery_id": delivery,
-                    "order_id": r.map(|r| r.order_id),
-                    "pickup": r.map(|r| r.pickup), "drop_off": r.map(|r| r.drop_off),
-                    "ready_at": r.map(|r| r.ready_at), "deadline": r.map(|r| r.deadline),
-                    "expires_at": o.expires_at, "eta": o.eta,
-                }),
-            )
-        }
+        DeliveryEvent::Offered(o) if o.rider_id == *rider => (
+            "offer",
+            offer_json(supply, o.offer_id, delivery, o.expires_at, o.eta),
+        ),
         DeliveryEvent::OfferAccepted(o) if o.rider_id == *rider => (
             "offer_closed",
             json!({"offer_id": o.offer_id, "delivery_id": delivery, "outcome": "accepted"}),
@@ -260,8 +269,10 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
                 Some(text) => {
                     let seen: u64 = text.trim().parse().map_err(|_| {
                         reject(
-                            Problem::bad_request("Last-Event-ID is the id of an event this stream sent (a number)")
-                                .field("Last-Event-ID"),
+                            Problem::bad_request(
+                                "Last-Event-ID is the id of an event this stream sent (a number)",
+                            )
+                            .field("Last-Event-ID"),
                         )
                     })?;
                     (Vec::new(), seen + 1)
@@ -276,17 +287,17 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
                     let first = open
                         .iter()
                         .map(|o| {
-                            let r = supply.model.request(&o.delivery_id);
-                            SseEvent::default().id(at.to_string()).event("offer").data(
-                                json!({
-                                    "offer_id": o.offer_id, "delivery_id": o.delivery_id,
-                                    "order_id": r.map(|r| r.order_id),
-                                    "pickup": o.pickup, "drop_off": o.drop_off,
-                                    "ready_at": r.map(|r| r.ready_at), "deadline": r.map(|r| r.deadline),
-                                    "expires_at": o.expires_at, "eta": o.eta,
-                                })
-                                .to_string(),
-                            )
+                            let data = offer_json(
+                                &supply.model,
+                                o.offer_id,
+                                o.delivery_id,
+                                o.expires_at,
+                                o.eta,
+                            );
+                            SseEvent::default()
+                                .id(at.to_string())
+                                .event("offer")
+                                .data(data.to_string())
                         })
                         .collect();
                     (first, at + 1)
