@@ -232,15 +232,22 @@ pub enum BenchCommand {
     /// Booking commands end to end over HTTP against `o2ohub serve`:
     /// commands/s and p50/p99 latency.
     Api {
-        /// Bookings measured.
+        /// Bookings measured with `--client builtin`.
         #[arg(long, default_value_t = 50_000)]
         commands: usize,
-        /// Clients sending at once.
+        /// Seconds of bookings measured with `--client wrk`.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Clients (connections) sending at once.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
         /// Merchants the bookings are spread over.
         #[arg(long, default_value_t = 64)]
         merchants: usize,
+        /// The load generator: `wrk` (Debian's package; measures the
+        /// server) or `builtin` (reqwest in this process, sharing the cores).
+        #[arg(long, value_enum, default_value = "wrk")]
+        client: crate::bench::api::LoadClient,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -258,6 +265,10 @@ pub enum BenchCommand {
         /// Seconds of the latency run.
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
+        /// Alternating raw/relay rounds of the throughput run; medians are
+        /// reported.
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
         /// Print one JSON object per measurement.
         #[arg(long)]
         json: bool,
@@ -376,15 +387,19 @@ pub async fn run(cli: Cli) -> Result<()> {
         }
         Command::Bench(BenchCommand::Api {
             commands,
+            seconds,
             concurrency,
             merchants,
+            client,
             json,
         }) => {
             bench::api::run(bench::api::ApiBench {
                 commands,
+                seconds,
                 concurrency,
                 merchants,
                 json,
+                client,
             })
             .await
         }
@@ -392,11 +407,12 @@ pub async fn run(cli: Cli) -> Result<()> {
             events,
             rate,
             seconds,
+            rounds,
             json,
             dir,
         }) => {
-            if events == 0 || rate == 0 || seconds.is_nan() || seconds <= 0.0 {
-                anyhow::bail!("--events, --rate and --seconds must be positive");
+            if events == 0 || rate == 0 || rounds == 0 || seconds.is_nan() || seconds <= 0.0 {
+                anyhow::bail!("--events, --rate, --rounds and --seconds must be positive");
             }
             let kafka = crate::kafka::KafkaConfig::from_env()?.ok_or_else(|| {
                 anyhow::anyhow!(
@@ -408,6 +424,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 events,
                 rate,
                 seconds,
+                rounds,
                 json,
                 dir,
             })

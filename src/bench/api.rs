@@ -6,6 +6,11 @@
 //! multi-stream commit of the visit and its slot — spread over merchants and
 //! slots so that concurrent bookings rarely share a slot stream. Prints
 //! commands/s and p50/p99 latency of the whole request.
+//!
+//! The measured bookings come from `wrk` by default (a separate C process
+//! on epoll: what is measured is the server, not a Rust client sharing its
+//! two cores), or from reqwest tasks in this process (`--client builtin`,
+//! a fixed count). The warm-up and the set-up always use reqwest.
 
 use anyhow::{bail, Result};
 use chrono::{DateTime, Duration, DurationRound, Utc};
@@ -21,14 +26,30 @@ use o2ohub_events::Role;
 /// Options of one run.
 #[derive(Debug, Clone)]
 pub struct ApiBench {
-    /// Bookings measured (after a warm-up of `concurrency × 4`).
+    /// Bookings measured (after a warm-up of `concurrency × 4`) with the
+    /// built-in client.
     pub commands: usize,
+    /// Seconds of bookings measured with wrk (which runs for a time, not a
+    /// count).
+    pub seconds: u64,
     /// Clients sending at once.
     pub concurrency: usize,
     /// Merchants the bookings are spread over.
     pub merchants: usize,
     /// One JSON object instead of a table.
     pub json: bool,
+    /// What sends the measured bookings.
+    pub client: LoadClient,
+}
+
+/// The load generator of the measured run (the warm-up always uses the
+/// built-in client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadClient {
+    /// `wrk` from Debian's package, a separate C process: the server's cost.
+    Wrk,
+    /// reqwest tasks in this process: a Rust client's view, sharing the cores.
+    Builtin,
 }
 
 /// Consumers the bookings come from (one token each).
@@ -143,14 +164,74 @@ async fn drive(
     })
 }
 
+/// Sends bookings from `from` on, of the same plan as [`drive`], through wrk
+/// for `seconds`.
+fn drive_wrk(
+    base: &str,
+    merchants: &[String],
+    tokens: &[String],
+    first_slot: DateTime<Utc>,
+    (from, seconds): (usize, u64),
+    concurrency: usize,
+) -> Result<Measurement> {
+    let list = |items: &[String]| {
+        items
+            .iter()
+            .map(|m| format!("\"{m}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    // Request `n` of thread `tid` is booking `from + n * threads + tid`:
+    // the threads interleave over the same plan the built-in client follows.
+    let threads = 2.min(concurrency);
+    let script = format!(
+        r#"
+local merchants = {{{merchants}}}
+local tokens = {{{tokens}}}
+local first_slot, slots, from, threads = {first}, {SLOTS}, {from}, {threads}
+local sent = 0
+function request()
+  local i = from + sent * threads + tid
+  sent = sent + 1
+  local m = i % #merchants
+  local slot = first_slot + 900 * (math.floor(i / #merchants) % slots)
+  local body = '{{"merchant_id":"' .. merchants[m + 1] .. '","service_id":"cut","slot_start":"'
+    .. os.date("!%Y-%m-%dT%H:%M:%SZ", slot) .. '"}}'
+  return wrk.format("POST", "/v1/visits", {{
+    ["Authorization"] = "Bearer " .. tokens[i % #tokens + 1],
+    ["Idempotency-Key"] = "bench-" .. i,
+    ["Content-Type"] = "application/json",
+  }}, body)
+end
+"#,
+        merchants = list(merchants),
+        tokens = list(tokens),
+        first = first_slot.timestamp(),
+    );
+    let run = super::wrk::run(base, &script, seconds, concurrency, threads, 201)?;
+    Ok(Measurement {
+        commands: run.ok as usize,
+        failed: run.failed as usize,
+        seconds: run.seconds,
+        commands_per_sec: run.ok as f64 / run.seconds.max(1e-9),
+        p50_ms: run.p50_ms,
+        p99_ms: run.p99_ms,
+    })
+}
+
 /// Runs the benchmark (see the module doc).
 pub async fn run(opts: ApiBench) -> Result<()> {
     if opts.commands == 0 || opts.concurrency == 0 || opts.merchants == 0 {
         bail!("--commands, --concurrency and --merchants must be positive");
     }
     let warmup = opts.concurrency * 4;
+    // Bookings the run can make at most: wrk's at a rate no 2-core machine reaches.
+    let most = match opts.client {
+        LoadClient::Builtin => opts.commands,
+        LoadClient::Wrk => opts.seconds as usize * 100_000,
+    };
     // Every (merchant, slot) pair is booked this often at most: seats to spare.
-    let per_slot = (opts.commands + warmup).div_ceil(opts.merchants * SLOTS) as u32 + 1;
+    let per_slot = (most + warmup).div_ceil(opts.merchants * SLOTS) as u32 + 1;
     if per_slot > 10_000 {
         bail!(
             "too many commands for {} merchants: raise --merchants",
@@ -167,6 +248,7 @@ pub async fn run(opts: ApiBench) -> Result<()> {
             "{}",
             json!({
                 "bench": "api", "target": "book_visit", "clients": opts.concurrency,
+                "load": format!("{:?}", opts.client).to_lowercase(),
                 "merchants": opts.merchants, "commands": m.commands, "failed": m.failed,
                 "seconds": m.seconds, "commands_per_sec": m.commands_per_sec.round(),
                 "p50_ms": m.p50_ms, "p99_ms": m.p99_ms,
@@ -235,17 +317,34 @@ async fn measure(
         opts.concurrency,
     )
     .await?;
-    eprintln!(
-        "booking {} visits from {} clients…",
-        opts.commands, opts.concurrency
-    );
+    match opts.client {
+        LoadClient::Wrk => eprintln!(
+            "booking visits for {} s from {} connections (wrk)…",
+            opts.seconds, opts.concurrency
+        ),
+        LoadClient::Builtin => eprintln!(
+            "booking {} visits from {} clients (built-in client)…",
+            opts.commands, opts.concurrency
+        ),
+    }
+    if opts.client == LoadClient::Wrk {
+        return drive_wrk(
+            &served.base,
+            &merchants,
+            &tokens,
+            first_slot,
+            (warmup, opts.seconds),
+            opts.concurrency,
+        );
+    }
+    let measured = (warmup, warmup + opts.commands);
     drive(
         &client,
         &url,
         &merchants,
         &tokens,
         first_slot,
-        (warmup, warmup + opts.commands),
+        measured,
         opts.concurrency,
     )
     .await

@@ -10,6 +10,7 @@
 //! - [`rebuild`]: events/s folded when read models are rebuilt from the log.
 //! - [`served`]: `o2ohub serve` as a child process, the HTTP target.
 //! - [`latency`]: percentile bookkeeping shared by the benches.
+//! - [`wrk`]: `wrk` as the load generator of an HTTP bench.
 
 pub mod api;
 pub mod dispatch;
@@ -19,3 +20,4 @@ pub mod latency;
 pub mod rebuild;
 pub mod served;
 pub mod store;
+pub mod wrk;

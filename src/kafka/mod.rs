@@ -9,6 +9,8 @@
 //!   the checked decoding that tells poison from events.
 //! - [`relay`]: the log → Kafka publisher with its delivery-confirmed
 //!   checkpoint.
+//! - [`delivered`]: the relay's delivered prefix, fed by the producer's
+//!   delivery reports.
 //! - [`sequencer`]: ordering, re-send dropping and commit points of a
 //!   consumer (pure).
 //! - [`models`]: the read models a worker keeps, and their snapshot.
@@ -20,6 +22,7 @@
 //! it, and consumers tolerate re-sends.
 
 pub mod config;
+pub mod delivered;
 pub mod models;
 pub mod project;
 pub mod relay;

@@ -3,15 +3,18 @@
 //! It reads the log from a checkpoint kept in `<data>/kafka/relay.checkpoint`
 //! and produces each event to its aggregate's topic through an idempotent
 //! producer (`enable.idempotence=true`, `acks=all`, no message timeout — a
-//! broker outage delays delivery instead of failing it). Delivery reports
-//! are awaited in log order and the checkpoint only ever moves to the end of
-//! the delivered prefix, so a crash, a refused message or an outage leads to
-//! re-sends from the checkpoint, never to a gap. Consumers drop the re-sends
+//! broker outage delays delivery instead of failing it). Each message carries
+//! its position; librdkafka's delivery reports land in a
+//! [`DeliveredPrefix`] on the producer's polling thread, and the checkpoint
+//! only ever moves to the end of the delivered prefix, so a crash, a refused
+//! message or an outage leads to re-sends from the checkpoint, never to a
+//! gap. Consumers drop the re-sends
 //! by global position / stream version.
 
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, FutureProducer, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::ClientConfig;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -20,13 +23,19 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::delivered::{DeliveredPrefix, ReportsTo};
+use super::topics::TopicNames;
 use super::{topics, wire, KafkaConfig};
-use crate::store::{EventStore, Position, StoreError};
+use crate::store::{EventStore, Position, StoreError, Subscription};
 
 /// How often the checkpoint file is rewritten while events flow.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 /// Deliveries awaited at once (beyond this the reader waits).
-const IN_FLIGHT: usize = 100_000;
+const IN_FLIGHT: u64 = 100_000;
+/// Encoded slices waiting for the producing loop.
+const PREFETCH: usize = 8;
+/// Events encoded between yields (and per slice handed on).
+const ENCODE_SLICE: usize = 512;
 /// How long shutdown waits for outstanding deliveries before leaving them to
 /// be re-sent by the next start.
 const DRAIN_ON_SHUTDOWN: Duration = Duration::from_secs(10);
@@ -34,12 +43,11 @@ const DRAIN_ON_SHUTDOWN: Duration = Duration::from_secs(10);
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// What the relay has done, shared with `/readyz` and `/metrics`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct RelayStatus {
-    /// Last position whose delivery (and every earlier one's) is confirmed.
-    checkpoint: AtomicU64,
-    /// Events confirmed since start (re-sends included).
-    published: AtomicU64,
+    /// Positions confirmed on Kafka, as the producer reports them; its
+    /// prefix is the checkpoint.
+    delivered: Arc<DeliveredPrefix>,
     /// Failures since start (refused messages, producer errors).
     errors: AtomicU64,
     /// Whether the last attempt is running without error.
@@ -47,13 +55,20 @@ pub struct RelayStatus {
 }
 
 impl RelayStatus {
+    fn new(checkpoint: Position) -> Self {
+        RelayStatus {
+            delivered: Arc::new(DeliveredPrefix::new(checkpoint)),
+            errors: AtomicU64::new(0),
+            healthy: AtomicBool::new(false),
+        }
+    }
     /// Last position confirmed on Kafka, with every earlier one.
     pub fn checkpoint(&self) -> Position {
-        self.checkpoint.load(Ordering::Acquire)
+        self.delivered.prefix()
     }
     /// Events confirmed since start.
     pub fn published(&self) -> u64 {
-        self.published.load(Ordering::Relaxed)
+        self.delivered.confirmed()
     }
     /// Failures since start.
     pub fn errors(&self) -> u64 {
@@ -134,7 +149,7 @@ fn write_checkpoint(path: &Path, position: Position) -> Result<(), RelayError> {
 
 /// The producer settings the relay's guarantees rest on, on top of the
 /// configured ones.
-pub fn producer(config: &KafkaConfig) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
     let mut client = config.client_config();
     if !config.client.contains_key("linger.ms") {
         client.set("linger.ms", "5");
@@ -144,8 +159,14 @@ pub fn producer(config: &KafkaConfig) -> Result<FutureProducer, rdkafka::error::
         .set("acks", "all")
         // Never give up on a message: an outage delays it, and the idempotent
         // producer keeps per-partition order across its retries.
-        .set("message.timeout.ms", "0")
-        .create()
+        .set("message.timeout.ms", "0");
+    client
+}
+
+/// A producer with the relay's guarantees whose deliveries are awaited one
+/// by one (the dead-letter writes of the workers).
+pub fn producer(config: &KafkaConfig) -> Result<FutureProducer, rdkafka::error::KafkaError> {
+    producer_config(config).create()
 }
 
 impl Relay {
@@ -158,10 +179,7 @@ impl Relay {
         data_dir: &Path,
     ) -> Result<Relay, std::io::Error> {
         let path = checkpoint_path(data_dir);
-        let status = Arc::new(RelayStatus::default());
-        status
-            .checkpoint
-            .store(read_checkpoint(&path)?, Ordering::Release);
+        let status = Arc::new(RelayStatus::new(read_checkpoint(&path)?));
         let task = tokio::spawn(run(store, config, path, status.clone()));
         Ok(Relay { status, task })
     }
@@ -195,6 +213,8 @@ async fn run(
         }
     }
     lag_gauge.abort();
+    // Its store handle is gone once the relay has stopped.
+    let _ = lag_gauge.await;
 }
 
 /// Publishes `o2ohub_kafka_relay_lag` (events committed but not yet
@@ -214,6 +234,9 @@ async fn report_lag(store: Arc<dyn EventStore>, status: Arc<RelayStatus>) {
     }
 }
 
+/// The relay's producer: deliveries reported into the status.
+type RelayProducer = ThreadedProducer<ReportsTo>;
+
 /// One attempt: a fresh producer, reading from the checkpoint.
 async fn attempt(
     store: &Arc<dyn EventStore>,
@@ -222,153 +245,190 @@ async fn attempt(
     status: &Arc<RelayStatus>,
 ) -> Result<(), RelayError> {
     topics::ensure_topics(config).await?;
-    let producer = producer(config).map_err(RelayError::Producer)?;
+    // Reports of an earlier attempt's producer are over: it was dropped.
+    let delivered = status.delivered.clone();
+    delivered.restart();
+    let producer: RelayProducer = producer_config(config)
+        .create_with_context(ReportsTo(delivered.clone()))
+        .map_err(RelayError::Producer)?;
     let from = status.checkpoint() + 1;
-    let mut subscription = store.subscribe_all(from).await?;
+    let subscription = store.subscribe_all(from).await?;
     status.healthy.store(true, Ordering::Relaxed);
     tracing::info!(from, brokers = %config.brokers, "kafka relay publishing");
-    let (deliveries, confirmations) = mpsc::channel::<(Position, DeliveryFuture)>(IN_FLIGHT);
-    let mut acker = tokio::spawn(confirm(
-        confirmations,
-        path.to_owned(),
-        status.clone(),
-        producer.clone(),
-    ));
-    let dead_letter = topics::dead_letter_topic(config);
+    let mut checkpointer = tokio::spawn(keep_checkpoint(delivered.clone(), path.to_owned()));
+    // Reading and encoding run one stage ahead of producing, on another
+    // task (so on the other core when there is one): the producer is never
+    // idle while the next batch is read from disk and encoded.
+    let names = Arc::new(TopicNames::new(config));
+    let (encoded, mut batches) = mpsc::channel(PREFETCH);
+    let mut encoder = tokio::spawn(encode_ahead(subscription, names.clone(), encoded));
+    let mut sent = from - 1;
     let reader = async {
-        loop {
-            let batch = match subscription.next_batch().await {
+        while let Some(batch) = batches.recv().await {
+            let batch = match batch {
                 Ok(b) => b,
                 Err(StoreError::Closed) => return Ok(()),
                 Err(e) => return Err(RelayError::Store(e)),
             };
-            for recorded in &batch {
-                let record = wire::encode(recorded);
-                let topic = topics::topic_of_stream(config, &recorded.stream)
-                    .unwrap_or_else(|| dead_letter.clone());
-                let future = send(&producer, &topic, &record, recorded.position).await?;
-                if deliveries.send((recorded.position, future)).await.is_err() {
-                    // The confirming side stopped: its error is the one to report.
-                    return Ok(());
+            for out in &batch {
+                // Bound what librdkafka holds; a refusal ends the attempt.
+                while out.position.saturating_sub(delivered.prefix()) > IN_FLIGHT {
+                    refused(&delivered)?;
+                    tokio::time::sleep(Duration::from_millis(1)).await;
                 }
+                send(&producer, names.name(out.topic), &out.record, out.position).await?;
+                sent = out.position;
             }
+            refused(&delivered)?;
         }
+        Ok(())
     };
-    tokio::select! {
-        read = reader => {
-            read?;
-            drop(deliveries);
-            // The store is closed or the acker failed; either way wait (bounded)
-            // for what is in flight so the checkpoint is as far as it can be.
-            match tokio::time::timeout(DRAIN_ON_SHUTDOWN, &mut acker).await {
-                Ok(Ok(result)) => result,
-                Ok(Err(join)) => Err(RelayError::Checkpoint { path: path.to_owned(), source: std::io::Error::other(join.to_string()) }),
-                Err(_) => {
-                    acker.abort();
-                    tracing::warn!(checkpoint = status.checkpoint(), "kafka relay stopped with deliveries outstanding; they are re-sent at the next start");
-                    write_checkpoint(path, status.checkpoint())
-                }
-            }
-        }
-        confirmed = &mut acker => match confirmed {
+    let outcome = tokio::select! {
+        read = reader => read,
+        kept = &mut checkpointer => match kept {
             Ok(result) => result,
             Err(join) => Err(RelayError::Checkpoint { path: path.to_owned(), source: std::io::Error::other(join.to_string()) }),
         },
+    };
+    checkpointer.abort();
+    encoder.abort();
+    // Its subscription (a store handle) is gone with it.
+    let _ = (&mut encoder).await;
+    if outcome.is_ok() {
+        // The store is closed: wait (bounded) for what is in flight so the
+        // checkpoint is as far as it can be.
+        let started = Instant::now();
+        while delivered.prefix() < sent && delivered.failure().is_none() {
+            if started.elapsed() > DRAIN_ON_SHUTDOWN {
+                tracing::warn!(checkpoint = delivered.prefix(), sent, "kafka relay stopped with deliveries outstanding; they are re-sent at the next start");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let _ = producer.flush(Duration::from_secs(1));
+    }
+    count_published(&delivered, &mut 0);
+    write_checkpoint(path, delivered.prefix())?;
+    outcome
+}
+
+/// An event encoded for Kafka, ready to send.
+struct Outgoing {
+    /// Its log position (the delivery opaque).
+    position: Position,
+    /// Its topic, an index into the [`TopicNames`].
+    topic: usize,
+    /// Key, headers and value.
+    record: wire::WireRecord,
+}
+
+/// Reads the log from the subscription and encodes it, a batch ahead of the
+/// producing loop; ends after passing on the subscription's end or error.
+async fn encode_ahead(
+    mut subscription: Box<dyn Subscription>,
+    names: Arc<TopicNames>,
+    encoded: mpsc::Sender<Result<Vec<Outgoing>, StoreError>>,
+) {
+    loop {
+        let batch = match subscription.next_batch().await {
+            Ok(batch) => batch,
+            Err(e) => {
+                let _ = encoded.send(Err(e)).await;
+                return;
+            }
+        };
+        // In slices, yielding between them: a catch-up batch is thousands
+        // of events and this task shares its worker with others.
+        for slice in batch.chunks(ENCODE_SLICE) {
+            let out = slice
+                .iter()
+                .map(|recorded| Outgoing {
+                    position: recorded.position,
+                    topic: names.index_of_stream(&recorded.stream),
+                    record: wire::encode(recorded),
+                })
+                .collect();
+            if encoded.send(Ok(out)).await.is_err() {
+                return; // the producing side stopped
+            }
+            tokio::task::yield_now().await;
+        }
     }
 }
 
-/// Enqueues one record, waiting while librdkafka's queue is full.
+/// The first refused delivery of this attempt, as its error.
+fn refused(delivered: &DeliveredPrefix) -> Result<(), RelayError> {
+    match delivered.failure() {
+        Some((position, error)) => Err(RelayError::Delivery { position, error }),
+        None => Ok(()),
+    }
+}
+
+/// Enqueues one record (its delivery opaque is its position), waiting while
+/// librdkafka's queue is full.
 async fn send(
-    producer: &FutureProducer,
+    producer: &RelayProducer,
     topic: &str,
     record: &wire::WireRecord,
     position: Position,
-) -> Result<DeliveryFuture, RelayError> {
+) -> Result<(), RelayError> {
+    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+    for (name, value) in &record.headers {
+        headers = headers.insert(Header {
+            key: name,
+            value: Some(value.as_bytes()),
+        });
+    }
+    let mut message = BaseRecord::with_opaque_to(topic, position as usize)
+        .key(record.key.as_bytes())
+        .payload(&record.value)
+        .headers(headers);
     loop {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (name, value) in &record.headers {
-            headers = headers.insert(Header {
-                key: name,
-                value: Some(value.as_bytes()),
-            });
-        }
-        let message = FutureRecord::to(topic)
-            .key(record.key.as_bytes())
-            .payload(&record.value)
-            .headers(headers);
-        match producer.send_result(message) {
-            Ok(future) => return Ok(future),
+        match producer.send(message) {
+            Ok(()) => return Ok(()),
             Err((
                 rdkafka::error::KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull),
-                _,
+                back,
             )) => {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+                message = back;
+                tokio::time::sleep(Duration::from_millis(1)).await;
             }
             Err((error, _)) => return Err(RelayError::Delivery { position, error }),
         }
     }
 }
 
-/// Awaits delivery reports in log order and advances the checkpoint over the
-/// confirmed prefix.
-async fn confirm(
-    mut confirmations: mpsc::Receiver<(Position, DeliveryFuture)>,
-    path: PathBuf,
-    status: Arc<RelayStatus>,
-    producer: FutureProducer,
-) -> Result<(), RelayError> {
-    let mut written = status.checkpoint();
-    let mut last_write = Instant::now();
-    // Confirmations not yet added to the counter, and the rate window.
-    let mut uncounted = 0u64;
-    let (mut window_start, mut window_count) = (Instant::now(), 0u64);
+/// Adds the confirmations since the last call to the published counter.
+fn count_published(delivered: &DeliveredPrefix, counted: &mut u64) {
+    let confirmed = delivered.confirmed();
+    metrics::counter!("o2ohub_kafka_relay_published_total")
+        .increment(confirmed.saturating_sub(*counted));
+    *counted = confirmed;
+}
+
+/// Rewrites the checkpoint file when the delivered prefix moved, and the
+/// publish metrics, every [`CHECKPOINT_EVERY`]; ends with the error of the
+/// first refused delivery (when the reader is idle it would not notice).
+async fn keep_checkpoint(delivered: Arc<DeliveredPrefix>, path: PathBuf) -> Result<(), RelayError> {
+    let mut written = delivered.prefix();
+    let mut counted = delivered.confirmed();
+    let (mut window_start, mut window_base) = (Instant::now(), counted);
     loop {
-        // Wait for the next delivery, but wake up to write the checkpoint
-        // when the stream pauses.
-        let next = match tokio::time::timeout(CHECKPOINT_EVERY, confirmations.recv()).await {
-            Ok(Some(next)) => Some(next),
-            Ok(None) => break,
-            Err(_) => None,
-        };
-        if let Some((position, delivery)) = next {
-            match delivery.await {
-                Ok(Ok(_)) => {}
-                Ok(Err((error, _))) => {
-                    write_checkpoint(&path, status.checkpoint())?;
-                    return Err(RelayError::Delivery { position, error });
-                }
-                Err(_canceled) => {
-                    write_checkpoint(&path, status.checkpoint())?;
-                    return Err(RelayError::Delivery {
-                        position,
-                        error: rdkafka::error::KafkaError::Canceled,
-                    });
-                }
-            }
-            status.checkpoint.store(position, Ordering::Release);
-            status.published.fetch_add(1, Ordering::Relaxed);
-            uncounted += 1;
-            window_count += 1;
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        let position = delivered.prefix();
+        if position != written {
+            write_checkpoint(&path, position)?;
+            written = position;
         }
-        if last_write.elapsed() >= CHECKPOINT_EVERY {
-            let position = status.checkpoint();
-            if position != written {
-                write_checkpoint(&path, position)?;
-                written = position;
-            }
-            last_write = Instant::now();
-            metrics::counter!("o2ohub_kafka_relay_published_total").increment(uncounted);
-            uncounted = 0;
-            let secs = window_start.elapsed().as_secs_f64();
-            if secs >= 1.0 {
-                metrics::gauge!("o2ohub_kafka_relay_publish_rate").set(window_count as f64 / secs);
-                (window_start, window_count) = (Instant::now(), 0);
-            }
+        count_published(&delivered, &mut counted);
+        let secs = window_start.elapsed().as_secs_f64();
+        if secs >= 1.0 {
+            metrics::gauge!("o2ohub_kafka_relay_publish_rate")
+                .set(counted.saturating_sub(window_base) as f64 / secs);
+            (window_start, window_base) = (Instant::now(), counted);
         }
+        refused(&delivered)?;
     }
-    metrics::counter!("o2ohub_kafka_relay_published_total").increment(uncounted);
-    let _ = producer.flush(Duration::from_secs(1));
-    write_checkpoint(&path, status.checkpoint())
 }
 
 #[cfg(test)]

@@ -43,6 +43,52 @@ pub fn topic_of_stream(config: &KafkaConfig, stream: &str) -> Option<String> {
     AggregateKind::of_stream(stream).map(|k| format!("{}{}", config.topic_prefix, k.topic()))
 }
 
+/// The full topic names of one configuration, computed once, for code that
+/// routes every event (the relay, the bench's raw producer).
+#[derive(Debug, Clone)]
+pub struct TopicNames {
+    /// `(suffix, full name)` of each event topic.
+    events: Vec<(&'static str, String)>,
+    /// Where events of streams of no aggregate go.
+    dead_letter: String,
+}
+
+impl TopicNames {
+    /// The names under `config`'s prefix.
+    pub fn new(config: &KafkaConfig) -> Self {
+        TopicNames {
+            events: EVENT_TOPICS
+                .iter()
+                .map(|t| (*t, format!("{}{t}", config.topic_prefix)))
+                .collect(),
+            dead_letter: dead_letter_topic(config),
+        }
+    }
+
+    /// The topic of a stream's events: [`topic_of_stream`], with the
+    /// dead-letter topic for a stream that belongs to no aggregate.
+    pub fn of_stream(&self, stream: &str) -> &str {
+        self.name(self.index_of_stream(stream))
+    }
+
+    /// [`TopicNames::of_stream`] as a small number, for [`TopicNames::name`].
+    pub fn index_of_stream(&self, stream: &str) -> usize {
+        AggregateKind::of_stream(stream)
+            .and_then(|k| {
+                let suffix = k.topic();
+                self.events.iter().position(|(s, _)| *s == suffix)
+            })
+            .unwrap_or(self.events.len())
+    }
+
+    /// The topic numbered `index` by [`TopicNames::index_of_stream`].
+    pub fn name(&self, index: usize) -> &str {
+        self.events
+            .get(index)
+            .map_or(&self.dead_letter, |(_, name)| name)
+    }
+}
+
 /// Every event topic's full name.
 pub fn event_topics(config: &KafkaConfig) -> Vec<String> {
     EVENT_TOPICS

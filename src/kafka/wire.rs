@@ -50,8 +50,10 @@ struct WireEnvelope<'a> {
     /// Schema version of `payload`.
     schema_version: u32,
     /// When the command was decided.
+    #[serde(serialize_with = "rfc3339")]
     occurred_at: DateTime<Utc>,
     /// When the store committed the event.
+    #[serde(serialize_with = "rfc3339")]
     recorded_at: DateTime<Utc>,
     /// The request or process it belongs to.
     correlation_id: Uuid,
@@ -62,6 +64,56 @@ struct WireEnvelope<'a> {
     /// The payload, as stored.
     #[serde(borrow)]
     payload: &'a RawValue,
+}
+
+/// Writes a time as chrono's serde does (RFC 3339 in UTC, `Z`, the
+/// shortest of 0, 3, 6 or 9 fractional digits that is exact), without its
+/// formatting machinery: the relay writes two per event.
+fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    use chrono::{Datelike, Timelike};
+    let year = t.year();
+    if !(0..=9999).contains(&year) {
+        return t.serialize(s); // outside four digits: chrono's own form
+    }
+    let mut buf = [0u8; 30];
+    let digits = |buf: &mut [u8], mut v: u32| {
+        for b in buf.iter_mut().rev() {
+            *b = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    digits(&mut buf[0..4], year as u32);
+    buf[4] = b'-';
+    digits(&mut buf[5..7], t.month());
+    buf[7] = b'-';
+    digits(&mut buf[8..10], t.day());
+    buf[10] = b'T';
+    digits(&mut buf[11..13], t.hour());
+    buf[13] = b':';
+    digits(&mut buf[14..16], t.minute());
+    buf[16] = b':';
+    // A leap second is carried in the nanoseconds; leave it to chrono.
+    let nanos = t.nanosecond();
+    if nanos >= 1_000_000_000 {
+        return t.serialize(s);
+    }
+    digits(&mut buf[17..19], t.second());
+    let mut len = 19;
+    let fraction = match nanos {
+        0 => None,
+        n if n % 1_000_000 == 0 => Some((n / 1_000_000, 3)),
+        n if n % 1_000 == 0 => Some((n / 1_000, 6)),
+        n => Some((n, 9)),
+    };
+    if let Some((value, width)) = fraction {
+        buf[len] = b'.';
+        digits(&mut buf[len + 1..len + 1 + width], value);
+        len += 1 + width;
+    }
+    buf[len] = b'Z';
+    len += 1;
+    // Only ASCII digits and separators were written.
+    s.serialize_str(std::str::from_utf8(&buf[..len]).unwrap_or_default())
 }
 
 /// One event ready to produce.
@@ -188,6 +240,27 @@ pub fn decode(value: Option<&[u8]>) -> Result<(RecordedEvent, o2ohub_events::Env
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_written_as_chrono_writes_them() {
+        #[derive(Serialize)]
+        struct Ours(#[serde(serialize_with = "rfc3339")] DateTime<Utc>);
+        for text in [
+            "2026-12-01T08:00:00Z",
+            "2026-12-01T08:00:00.120Z",
+            "1999-01-09T23:59:59.000123Z",
+            "2026-02-28T00:00:07.987654321Z",
+            "0001-01-01T00:00:00.5Z",
+            "2016-12-31T23:59:60.5Z",
+        ] {
+            let t: DateTime<Utc> = text.parse().unwrap();
+            assert_eq!(
+                serde_json::to_string(&Ours(t)).unwrap(),
+                serde_json::to_string(&t).unwrap(),
+                "{text}"
+            );
+        }
+    }
     use o2ohub_events::{Event, RiderEvent, RiderId, RiderRegistered, VehicleType};
 
     fn recorded(event_type: &str, schema_version: u32, payload: &str) -> RecordedEvent {

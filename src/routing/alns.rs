@@ -4,8 +4,11 @@
 //! annealing, and adapt operator weights every segment. Repair never starts
 //! an idle vehicle, and an incomplete repair is rejected, so the vehicle count
 //! can only go down (a destroy that empties a route removes that vehicle).
+//! Each new best solution is taken to a local optimum of the pair moves in
+//! `local_search.rs` before the walk continues from it.
 
 use super::construct::{self, Repair};
+use super::local_search::LocalSearch;
 use super::model::Model;
 use super::solution::State;
 use super::{Meter, Params, Rng};
@@ -91,12 +94,16 @@ pub(crate) fn improve(
     rng: &mut Rng,
     params: &Params,
 ) -> State {
-    let mut best = start.clone();
     let mut cur = start;
     let n_assigned = m.n_tasks - cur.unassigned.len();
     if n_assigned == 0 || cur.used() == 0 {
-        return best;
+        return cur;
     }
+    let mut ls = (params.local_search > 0).then(|| LocalSearch::new(m, params.local_search));
+    if let Some(ls) = ls.as_mut() {
+        ls.descend(m, &mut cur);
+    }
+    let mut best = cur.clone();
     let p0 = meter.progress().min(1.0);
     let t0 = params.start_worse * cur.distance() / std::f64::consts::LN_2;
     let t_end = t0 * 0.002;
@@ -136,6 +143,12 @@ pub(crate) fn improve(
         );
         let mut score = 0.0;
         if better(&cand, &best) {
+            // Polishing only new bests keeps the local search rare (and its
+            // cost small) while every reported solution is a local optimum
+            // of its neighbourhoods.
+            if let Some(ls) = ls.as_mut() {
+                ls.descend(m, &mut cand);
+            }
             best.clone_from(&cand);
             cur.clone_from(&cand);
             score = SIGMA_BEST;

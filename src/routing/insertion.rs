@@ -23,36 +23,45 @@ pub(crate) struct Pos {
 /// are skipped; that is exact when a detour never saves distance (triangle
 /// inequality, true of every metric travel model).
 pub(crate) fn best(m: &Model, r: &Route, t: usize) -> Option<Pos> {
+    best_below(m, r, t, f64::INFINITY)
+}
+
+/// Like [`best`], but only insertions costing less than `bound` count; the
+/// bound prunes the scan from the start, which is what makes improvement
+/// checks (is there a position cheaper than the saving?) fast on long routes.
+pub(crate) fn best_below(m: &Model, r: &Route, t: usize, bound: f64) -> Option<Pos> {
     let mut best: Option<Pos> = None;
-    scan(m, r, t, |p| {
+    scan(m, r, t, bound, |p| {
         if best.is_none_or(|b| p.cost < b.cost) {
             best = Some(p);
         }
-        best.map_or(f64::INFINITY, |b| b.cost)
+        best.map_or(bound, |b| b.cost.min(bound))
     });
     best
 }
 
 /// Calls `f` for every feasible insertion of task `t` into `r`.
 pub(crate) fn each(m: &Model, r: &Route, t: usize, mut f: impl FnMut(Pos)) {
-    scan(m, r, t, |p| {
+    scan(m, r, t, f64::INFINITY, |p| {
         f(p);
         f64::INFINITY
     });
 }
 
-/// Feasible insertions of `t` into `r`; `f` returns the cost bound above which
-/// further positions are of no interest.
-fn scan(m: &Model, r: &Route, t: usize, mut f: impl FnMut(Pos) -> f64) {
+/// Feasible insertions of `t` into `r` costing less than `bound`; `f` returns
+/// the new bound above which further positions are of no interest.
+fn scan(m: &Model, r: &Route, t: usize, bound: f64, mut f: impl FnMut(Pos) -> f64) {
     if let Some(v) = m.onboard[t] {
         if v == r.vehicle {
             each_delivery(m, r, t, |p| {
-                f(p);
+                if p.cost < bound {
+                    f(p);
+                }
             });
         }
         return;
     }
-    let mut bound = f64::INFINITY;
+    let mut bound = bound;
     let (p, d) = (2 * t, 2 * t + 1);
     let q = m.demand[p];
     let cap = m.capacity[r.vehicle];
@@ -114,13 +123,16 @@ fn scan(m: &Model, r: &Route, t: usize, mut f: impl FnMut(Pos) -> f64) {
 fn each_delivery(m: &Model, r: &Route, t: usize, mut f: impl FnMut(Pos)) {
     let d = 2 * t + 1;
     let (ed, ld, sd) = (m.earliest[d], m.latest[d], m.service[d]);
+    let cap = m.capacity[r.vehicle];
     for j in 0..r.nodes.len() - 1 {
-        if r.start[j] > ld {
+        // The load counts this task from the start until its delivery: every
+        // position up to `j` must have room for it (after `j` the load only
+        // drops). A route the delivery was just taken out of may carry too
+        // much later on, which is what stops the scan there.
+        if r.start[j] > ld || r.load[j] > cap + EPS {
             break;
         }
         let (k, nx) = (r.nodes[j], r.nodes[j + 1]);
-        // The load already counts this task from the start; after delivering
-        // it simply drops, so capacity cannot be violated by the insertion.
         let td = (r.start[j] + m.service[k] + m.t(k, d)).max(ed);
         if td <= ld + EPS && td + sd + m.t(d, nx) <= r.latest[j + 1] + EPS {
             f(Pos {
@@ -388,6 +400,27 @@ mod tests {
             m.cheapest_insertion(0, &late, 0),
             Err(InsertionError::InfeasibleRoute)
         );
+    }
+
+    #[test]
+    fn onboard_delivery_cannot_pass_a_pickup_that_fills_the_vehicle() {
+        // Task 0 (load 1) is on board vehicle 0 (capacity 6); task 1 (load 6)
+        // is picked up at x=10. Taken out of [d0, p1, d1], task 0's delivery
+        // may only go back before p1, however cheap a later slot would be.
+        let far = (30.0, 0.0, 0.0, 500.0, 10.0, 0.0, 0.0, 500.0, 1.0);
+        let full = (10.0, 0.0, 0.0, 500.0, 20.0, 0.0, 0.0, 500.0, 6.0);
+        let mut p = problem(&[far, full], 1, 6.0, 1000.0);
+        p.tasks[0].onboard = Some(0);
+        let m = Model::new(&p).unwrap();
+        let without = route(&m, 0, &[2, 3]);
+        let mut js = vec![];
+        each(&m, &without, 0, |p| js.push(p.j));
+        assert_eq!(js, vec![0]);
+        let b = best(&m, &without, 0).unwrap();
+        let mut r = without.clone();
+        apply(&m, &mut r, 0, b);
+        assert!(r.clone().update(&m));
+        assert_eq!(r.nodes[1..4], [1, 2, 3]);
     }
 
     fn arb_task() -> impl Strategy<Value = T> {

@@ -14,6 +14,9 @@
 //!   first solution and inside ALNS.
 //! - `ejection.rs` — route minimisation by guided ejection search (Nagata &
 //!   Kobayashi 2010): empty a route, push its tasks through an ejection pool.
+//! - `local_search.rs` — relocate and exchange of pickup-delivery pairs and
+//!   tail exchange between routes, descending from each new best ALNS
+//!   solution to a local optimum.
 //! - `alns.rs` — distance minimisation by adaptive large neighbourhood search
 //!   (Ropke & Pisinger 2006) with simulated-annealing acceptance.
 //! - `lilim.rs` — Li & Lim instance parser and SINTEF solution writer.
@@ -27,6 +30,7 @@ pub mod construct;
 pub mod ejection;
 pub mod insertion;
 pub mod lilim;
+pub mod local_search;
 pub mod model;
 pub mod problem;
 pub mod solution;
@@ -146,6 +150,10 @@ pub(crate) type Rng = rand::rngs::Xoshiro256PlusPlus;
 pub struct Params {
     /// Share of the budget route minimisation may use before distance search.
     pub route_share: f64,
+    /// Share of the budget one route-removal attempt may use before route
+    /// minimisation gives up (within `route_share` overall); what it leaves
+    /// goes to distance search.
+    pub route_stall: f64,
     /// Largest number of tasks ejected at once in route minimisation.
     pub max_eject: usize,
     /// Random relocations after each ejection (diversification).
@@ -158,24 +166,30 @@ pub struct Params {
     /// …and in absolute terms.
     pub destroy_cap: usize,
     /// Initial annealing temperature: a solution this much worse (relative)
-    /// is accepted with probability one half.
+    /// is accepted with probability one half. High, because at the minimal
+    /// vehicle count the walk must cross long detours between good basins.
     pub start_worse: f64,
     /// Cost of leaving a task out during ALNS, in units of the longest arc;
     /// 0 makes every incomplete repair a rejection.
     pub unassigned_penalty: f64,
+    /// Exchange partners per task in the local search applied to every new
+    /// best ALNS solution; 0 turns the local search off.
+    pub local_search: usize,
 }
 
 impl Default for Params {
     fn default() -> Self {
         Params {
             route_share: 0.5,
+            route_stall: 0.15,
             max_eject: 2,
             perturb_moves: 20,
             perturb_best: true,
             destroy_share: 0.4,
             destroy_cap: 30,
-            start_worse: 0.05,
+            start_worse: 0.3,
             unassigned_penalty: 1.0,
+            local_search: 10,
         }
     }
 }
