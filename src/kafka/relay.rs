@@ -154,6 +154,13 @@ pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
     if !config.client.contains_key("linger.ms") {
         client.set("linger.ms", "5");
     }
+    // Connect to every broker at once: the idempotent producer needs a
+    // connected broker for its producer id, and with sparse connections a
+    // producer that has not queued a message yet waits for its state
+    // machine's 500 ms retry — measured as most of a fresh relay's start.
+    if !config.client.contains_key("enable.sparse.connections") {
+        client.set("enable.sparse.connections", "false");
+    }
     client
         .set("enable.idempotence", "true")
         .set("acks", "all")
