@@ -33,7 +33,6 @@ use crate::store::{EventMetadata, EventStore, ExpectedVersion, NewEvent};
 use o2ohub_events::{Actor, Event, MerchantEvent};
 use rdkafka::client::ClientContext;
 use rdkafka::error::KafkaError;
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, ProducerContext, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use std::sync::atomic::{AtomicU64, Ordering as AtomicOrdering};
@@ -175,17 +174,10 @@ async fn raw_producer(config: &KafkaConfig, log: &[crate::store::RecordedEvent])
     let producer: ThreadedProducer<Counting> =
         relay::producer_config(config).create_with_context(Counting(outcomes.clone()))?;
     for (topic, record) in &records {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (name, value) in &record.headers {
-            headers = headers.insert(Header {
-                key: name,
-                value: Some(value.as_bytes()),
-            });
-        }
         let mut message = BaseRecord::to(topic)
             .key(record.key.as_bytes())
             .payload(&record.value)
-            .headers(headers);
+            .headers(record.kafka_headers());
         loop {
             match producer.send(message) {
                 Ok(()) => break,

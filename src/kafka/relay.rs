@@ -11,7 +11,6 @@
 //! gap. Consumers drop the re-sends
 //! by global position / stream version.
 
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, FutureProducer, Producer, ThreadedProducer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
@@ -379,17 +378,10 @@ async fn send(
     record: &wire::WireRecord,
     position: Position,
 ) -> Result<(), RelayError> {
-    let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-    for (name, value) in &record.headers {
-        headers = headers.insert(Header {
-            key: name,
-            value: Some(value.as_bytes()),
-        });
-    }
     let mut message = BaseRecord::with_opaque_to(topic, position as usize)
         .key(record.key.as_bytes())
         .payload(&record.value)
-        .headers(headers);
+        .headers(record.kafka_headers());
     loop {
         match producer.send(message) {
             Ok(()) => return Ok(()),

@@ -127,6 +127,20 @@ pub struct WireRecord {
     pub value: Vec<u8>,
 }
 
+impl WireRecord {
+    /// The headers as librdkafka takes them (it copies the values).
+    pub fn kafka_headers(&self) -> rdkafka::message::OwnedHeaders {
+        let mut headers = rdkafka::message::OwnedHeaders::new_with_capacity(self.headers.len());
+        for (name, value) in &self.headers {
+            headers = headers.insert(rdkafka::message::Header {
+                key: name,
+                value: Some(value.as_bytes()),
+            });
+        }
+        headers
+    }
+}
+
 /// Encodes a stored event as a record.
 pub fn encode(recorded: &RecordedEvent) -> WireRecord {
     let e = &recorded.event;
