@@ -11,14 +11,31 @@ step() { printf '\n== %s ==\n' "$*"; }
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
+# The broker's first install is a long compile with serial stretches; run it
+# beside the lints and the test build so the builds fill both cores, and wait
+# for it before the tests run. Its output goes to a log, shown if it fails.
+mkdir -p target
+kafka_log=target/kafka-install.log
+bash scripts/kafka.sh install >"$kafka_log" 2>&1 &
+kafka_install=$!
+printf 'installing the Kafka-protocol broker in the background (log: %s)\n' "$kafka_log"
+
 # The EventStoreDB backend is a cargo feature; lints and tests run with it
 # on, in the same single build (its conformance suite skips itself, by
 # name, unless O2OHUB_ESDB_URL points at a server).
 step "cargo clippy (warnings are errors)"
 cargo clippy --workspace --all-targets --features eventstoredb --quiet -- -D warnings
 
+step "cargo test --workspace --no-run (build the tests while the broker may still compile)"
+cargo test --workspace --features eventstoredb --no-run --quiet
+
 step "Kafka-protocol broker for tests/kafka.rs (tansu; first install 10-25 min, cached)"
-bash scripts/kafka.sh install
+if ! wait "$kafka_install"; then
+    cat "$kafka_log" >&2
+    echo "error: installing tansu failed (log above); retry with: bash scripts/kafka.sh install" >&2
+    exit 1
+fi
+tail -n 1 "$kafka_log"
 O2OHUB_TANSU="$(bash scripts/kafka.sh path)"
 export O2OHUB_TANSU
 
@@ -32,10 +49,17 @@ else
     printf '\nSKIPPED: the EventStoreDB conformance cases (set O2OHUB_ESDB_URL to run them)\n'
 fi
 
+# The hub binary the test build made (for the integration tests). The
+# steps below use it as it is: `cargo run` or `cargo build` here would build
+# it again (a test build of the workspace unifies other dependency
+# features), minutes on 2 cores.
+O2OHUB_BIN=target/debug/o2ohub
+export O2OHUB_BIN
+
 # A smoke run of the dispatcher benchmark (a smaller city, debug build):
 # the full figures come from `o2ohub bench dispatch` on a release build.
 step "benchmark smoke: o2ohub bench dispatch"
-cargo run --quiet --features eventstoredb -- bench dispatch --deliveries 1000 --riders 400 \
+"$O2OHUB_BIN" bench dispatch --deliveries 1000 --riders 400 \
     --repeats 1 --sim-riders 60 --sim-orders 300
 
 step "Kubernetes manifests (render, schema-validate, CRDs)"
