@@ -189,6 +189,42 @@ async fn a_flipped_byte_in_the_middle_refuses_the_store_with_the_last_good_posit
 }
 
 #[tokio::test]
+async fn damage_after_open_fails_the_read_naming_the_file_and_position() {
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 100).await.shutdown().await;
+    // Opened intact: the reads below come from disk, in spans of records.
+    let store = EmbeddedStore::open_with(dir.path(), SMALL).unwrap();
+    let (file, at) = segments(dir.path())
+        .into_iter()
+        .find_map(|s| {
+            let bytes = std::fs::read(&s).unwrap();
+            bytes
+                .windows(13)
+                .position(|w| w == b"MARKER-000042")
+                .map(|at| (s, at))
+        })
+        .expect("record 43 on disk");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[at + 7] = b'9';
+    std::fs::write(&file, &bytes).unwrap();
+    match store.read_all(1, 100).await {
+        Err(StoreError::Corrupt {
+            file: named,
+            last_good_position,
+            detail,
+        }) => {
+            assert_eq!(named, file);
+            assert_eq!(last_good_position, 42, "{detail}");
+            assert!(detail.contains("position 43"), "{detail}");
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(events) => panic!("read {} events through a damaged record", events.len()),
+    }
+    // Records before the damage still read.
+    assert_eq!(store.read_all(1, 42).await.unwrap().len(), 42);
+}
+
+#[tokio::test]
 async fn a_truncated_segment_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     fill(dir.path(), 600).await.shutdown().await;
