@@ -59,6 +59,25 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     s
 }
 
+/// Changes one byte inside the payload of the record at position 43 (its
+/// checksum no longer matches); returns the segment file it is in.
+fn flip_a_byte_of_record_43(dir: &Path) -> PathBuf {
+    let (file, at) = segments(dir)
+        .into_iter()
+        .find_map(|s| {
+            let bytes = std::fs::read(&s).unwrap();
+            bytes
+                .windows(13)
+                .position(|w| w == b"MARKER-000042")
+                .map(|at| (s, at))
+        })
+        .expect("record 43 on disk");
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[at + 7] = b'9';
+    std::fs::write(&file, &bytes).unwrap();
+    file
+}
+
 #[tokio::test]
 async fn everything_reads_back_the_same_after_a_reopen_across_segments() {
     let dir = tempfile::tempdir().unwrap();
@@ -151,19 +170,7 @@ async fn a_torn_final_record_is_discarded_and_only_it() {
 async fn a_flipped_byte_in_the_middle_refuses_the_store_with_the_last_good_position() {
     let dir = tempfile::tempdir().unwrap();
     fill(dir.path(), 100).await.shutdown().await;
-    let (file, at) = segments(dir.path())
-        .into_iter()
-        .find_map(|s| {
-            let bytes = std::fs::read(&s).unwrap();
-            bytes
-                .windows(13)
-                .position(|w| w == b"MARKER-000042")
-                .map(|at| (s, at))
-        })
-        .expect("record 43 on disk");
-    let mut bytes = std::fs::read(&file).unwrap();
-    bytes[at + 7] = b'9';
-    std::fs::write(&file, &bytes).unwrap();
+    let file = flip_a_byte_of_record_43(dir.path());
     match EmbeddedStore::open_with(dir.path(), SMALL) {
         Err(StoreError::Corrupt {
             file: named,
@@ -192,21 +199,9 @@ async fn a_flipped_byte_in_the_middle_refuses_the_store_with_the_last_good_posit
 async fn damage_after_open_fails_the_read_naming_the_file_and_position() {
     let dir = tempfile::tempdir().unwrap();
     fill(dir.path(), 100).await.shutdown().await;
-    // Opened intact: the reads below come from disk, in spans of records.
+    // Opened intact; a reopened store's reads come from disk, not memory.
     let store = EmbeddedStore::open_with(dir.path(), SMALL).unwrap();
-    let (file, at) = segments(dir.path())
-        .into_iter()
-        .find_map(|s| {
-            let bytes = std::fs::read(&s).unwrap();
-            bytes
-                .windows(13)
-                .position(|w| w == b"MARKER-000042")
-                .map(|at| (s, at))
-        })
-        .expect("record 43 on disk");
-    let mut bytes = std::fs::read(&file).unwrap();
-    bytes[at + 7] = b'9';
-    std::fs::write(&file, &bytes).unwrap();
+    let file = flip_a_byte_of_record_43(dir.path());
     match store.read_all(1, 100).await {
         Err(StoreError::Corrupt {
             file: named,
