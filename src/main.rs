@@ -2,6 +2,13 @@
 
 use clap::Parser;
 
+/// mimalloc instead of glibc's malloc: the store's writer and answering
+/// threads free events that request handlers allocated, and glibc's
+/// per-thread arenas make such cross-thread frees slow. Measured in
+/// docs/benchmarks.md (bench store, bench rebuild).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     tracing_subscriber::fmt()

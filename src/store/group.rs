@@ -8,7 +8,10 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use std::collections::HashMap;
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use tokio::sync::oneshot;
+
+use super::live::Live;
 
 pub(crate) use super::Commit;
 use super::{
@@ -170,12 +173,16 @@ pub(crate) fn plan(
             }
         }
         // Check every write before taking any, so a refused commit leaves no trace.
-        let mut local: HashMap<&str, u64> = HashMap::new();
+        // Versions this commit has taken so far (commits write few streams).
+        let mut local: Vec<(&str, u64)> = Vec::with_capacity(commit.writes.len());
         let mut starts = Vec::with_capacity(commit.writes.len());
         let mut refused = None;
         for w in &commit.writes {
             let current = match local
-                .get(w.stream.as_str())
+                .iter()
+                .rev()
+                .find(|(s, _)| *s == w.stream)
+                .map(|(_, v)| v)
                 .or_else(|| plan.versions.get(&w.stream))
             {
                 Some(v) => *v,
@@ -190,7 +197,7 @@ pub(crate) fn plan(
                 break;
             }
             starts.push(current);
-            local.insert(&w.stream, current + w.events.len() as u64);
+            local.push((&w.stream, current + w.events.len() as u64));
         }
         if let Some(e) = refused {
             plan.decisions.push(Decision::Refuse(e));
@@ -244,54 +251,72 @@ pub(crate) fn plan(
 
 /// Work for the [`Answerer`].
 enum Answer {
-    /// Answer a durable group.
-    Group(Vec<(Commit, Reply)>, Vec<Decision>),
-    /// Every earlier group is answered: say so.
-    Flushed(oneshot::Sender<()>),
+    /// Publish a durable group's events, then answer its callers.
+    Group(Vec<RecordedEvent>, Vec<(Commit, Reply)>, Vec<Decision>),
+    /// Every earlier group is answered: close the live edge and say so.
+    Closed(Option<oneshot::Sender<()>>),
 }
 
-/// Answers callers on its own thread. Waking a few hundred waiting tasks
-/// costs as much as a sync; done here, it overlaps the writer's next group
-/// instead of delaying it.
+/// Publishes durable groups to the live edge and answers their callers, on
+/// its own thread, in the order the writer hands them over. Waking a few
+/// hundred waiting tasks costs as much as a sync, and publishing drops the
+/// events that leave the in-memory tail (memory the clients allocated);
+/// done here, both overlap the writer's next group instead of delaying it.
 pub(crate) struct Answerer {
     jobs: std::sync::mpsc::Sender<Answer>,
+    live: Arc<Live>,
 }
 
 impl Answerer {
-    /// Starts the answering thread.
-    pub(crate) fn start() -> Result<Self, StoreError> {
+    /// Starts the answering thread for `live`.
+    pub(crate) fn start(live: Arc<Live>) -> Result<Self, StoreError> {
         let (jobs, queue) = std::sync::mpsc::channel::<Answer>();
+        let edge = live.clone();
         std::thread::Builder::new()
             .name("o2ohub-store-answers".into())
             .spawn(move || {
                 for job in queue {
-                    match job {
-                        Answer::Group(group, decisions) => answer(group, decisions),
-                        Answer::Flushed(done) => {
-                            let _ = done.send(());
-                        }
-                    }
+                    run(&edge, job);
                 }
             })
             .map_err(|e| StoreError::Backend(format!("cannot start the answering thread: {e}")))?;
-        Ok(Answerer { jobs })
+        Ok(Answerer { jobs, live })
     }
 
-    /// Answers a group that is durable and visible to readers.
-    pub(crate) fn answer(&self, group: Vec<(Commit, Reply)>, decisions: Vec<Decision>) {
-        if let Err(std::sync::mpsc::SendError(Answer::Group(group, decisions))) =
-            self.jobs.send(Answer::Group(group, decisions))
+    /// Publishes and answers a group that is durable and in the index.
+    pub(crate) fn answer(
+        &self,
+        events: Vec<RecordedEvent>,
+        group: Vec<(Commit, Reply)>,
+        decisions: Vec<Decision>,
+    ) {
+        if let Err(std::sync::mpsc::SendError(job)) =
+            self.jobs.send(Answer::Group(events, group, decisions))
         {
-            answer(group, decisions);
+            run(&self.live, job);
         }
     }
 
-    /// Sends `done` once every group handed over so far is answered.
-    pub(crate) fn flushed(&self, done: oneshot::Sender<()>) {
-        if let Err(std::sync::mpsc::SendError(Answer::Flushed(done))) =
-            self.jobs.send(Answer::Flushed(done))
-        {
-            let _ = done.send(());
+    /// Closes the live edge once every group handed over so far is
+    /// published and answered, then sends `done`.
+    pub(crate) fn close(&self, done: Option<oneshot::Sender<()>>) {
+        if let Err(std::sync::mpsc::SendError(job)) = self.jobs.send(Answer::Closed(done)) {
+            run(&self.live, job);
+        }
+    }
+}
+
+fn run(live: &Live, job: Answer) {
+    match job {
+        Answer::Group(events, group, decisions) => {
+            live.publish(events);
+            answer(group, decisions);
+        }
+        Answer::Closed(done) => {
+            live.close();
+            if let Some(done) = done {
+                let _ = done.send(());
+            }
         }
     }
 }

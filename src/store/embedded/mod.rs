@@ -131,11 +131,10 @@ impl EmbeddedStore {
         let writer = Writer {
             index: index.clone(),
             segments: segments.clone(),
-            live: live.clone(),
             offset,
             segment_bytes: options.segment_bytes,
             preparer,
-            answerer: super::group::Answerer::start()?,
+            answerer: super::group::Answerer::start(live.clone())?,
         };
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()

@@ -12,7 +12,6 @@ use super::format;
 use super::index::{Index, Location};
 use super::segment::{Preparer, Segment, SEGMENT_HEADER};
 use crate::store::group::{self, Accepted, Commit, Reply, Request};
-use crate::store::live::Live;
 use crate::store::{Position, StoreError};
 
 /// The writer's state.
@@ -21,15 +20,13 @@ pub(super) struct Writer {
     pub index: Arc<RwLock<Index>>,
     /// Segments, shared with readers; the last one is active.
     pub segments: Arc<RwLock<Vec<Arc<Segment>>>>,
-    /// The live edge.
-    pub live: Arc<Live>,
     /// Where the next record goes in the active segment.
     pub offset: u64,
     /// Segment size.
     pub segment_bytes: u64,
     /// Makes new segments.
     pub preparer: Preparer,
-    /// Answers callers off the write path.
+    /// Publishes to the live edge and answers callers off the write path.
     pub answerer: group::Answerer,
 }
 
@@ -48,12 +45,11 @@ impl Writer {
                 self.commit_group(group);
             }
             if let Some(done) = shutdown {
-                self.live.close();
-                self.answerer.flushed(done);
+                self.answerer.close(Some(done));
                 return;
             }
         }
-        self.live.close();
+        self.answerer.close(None);
     }
 
     fn next_position(&self) -> Position {
@@ -78,9 +74,8 @@ impl Writer {
                         index.add(&accepted.records, accepted.claim.as_ref(), *location);
                     }
                 }
-                self.live
-                    .publish(plan.accepted.into_iter().flat_map(|a| a.records).collect());
-                self.answerer.answer(group, plan.decisions);
+                let events = plan.accepted.into_iter().flat_map(|a| a.records).collect();
+                self.answerer.answer(events, group, plan.decisions);
             }
             Err(e) => group::fail(group, &e),
         }
@@ -102,8 +97,12 @@ impl Writer {
             .unwrap_or_else(|p| p.into_inner())
             .len()
             - 1;
-        for a in accepted {
-            let len = format::encoded_len(a.claim.as_ref(), &a.records) as u64;
+        let lens: Vec<u64> = accepted
+            .iter()
+            .map(|a| format::encoded_len(a.claim.as_ref(), &a.records) as u64)
+            .collect();
+        let total: u64 = lens.iter().sum();
+        for (a, &len) in accepted.iter().zip(&lens) {
             if self.offset + len > self.segment_bytes {
                 // Start the next segment at this record's first position.
                 let next = self.preparer.next_segment(position)?;
@@ -115,10 +114,11 @@ impl Writer {
                 self.offset = SEGMENT_HEADER;
             }
             if placed.last().is_none_or(|p| p.segment != segment) {
+                let room = self.segment_bytes - self.offset;
                 placed.push(Placed {
                     segment,
                     offset: self.offset,
-                    bytes: Vec::new(),
+                    bytes: Vec::with_capacity(total.min(room) as usize),
                 });
             }
             let buf = &mut placed.last_mut().expect("just pushed").bytes;
