@@ -42,8 +42,24 @@ struct Measured {
     p50_ms: f64,
     p99_ms: f64,
     appends: usize,
+    /// CPU time of this process (every thread) per append, µs: the whole
+    /// cost of a local backend, the client side only for PostgreSQL.
+    cpu_us_per_append: f64,
     /// Time to reopen the store afterwards (the log only).
     reopen: Option<Reopen>,
+}
+
+/// CPU time this process has used so far (user + system, every thread).
+fn process_cpu() -> Duration {
+    // SAFETY: getrusage only writes the struct it is given.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    let time = |t: libc::timeval| {
+        Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64)
+    };
+    time(usage.ru_utime) + time(usage.ru_stime)
 }
 
 fn payload() -> String {
@@ -91,6 +107,7 @@ where
     let op = Arc::new(op);
     let stop = Arc::new(AtomicBool::new(false));
     let start = Instant::now();
+    let cpu_before = process_cpu();
     let tasks: Vec<_> = (0..clients)
         .map(|c| {
             let (op, stop) = (op.clone(), stop.clone());
@@ -114,12 +131,14 @@ where
         all.merge(t.await??);
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let cpu = process_cpu().saturating_sub(cpu_before);
     let appends = all.len();
     Ok(Measured {
         appends_per_sec: appends as f64 / elapsed,
         p50_ms: all.percentile_ms(50.0),
         p99_ms: all.percentile_ms(99.0),
         appends,
+        cpu_us_per_append: cpu.as_secs_f64() * 1e6 / appends.max(1) as f64,
         reopen: None,
     })
 }
@@ -268,8 +287,14 @@ pub async fn run(opts: StoreBench) -> Result<()> {
         )?;
         writeln!(
             out,
-            "{:<10} {:>11} {:>12} {:>9} {:>9} {:>14}",
-            "backend", "concurrency", "appends/s", "p50 ms", "p99 ms", "bound c/fsync"
+            "{:<10} {:>11} {:>12} {:>9} {:>9} {:>14} {:>14}",
+            "backend",
+            "concurrency",
+            "appends/s",
+            "p50 ms",
+            "p99 ms",
+            "bound c/fsync",
+            "cpu µs/append"
         )?;
     }
     let mut rates: Vec<(&str, usize, f64)> = Vec::new();
@@ -294,13 +319,14 @@ pub async fn run(opts: StoreBench) -> Result<()> {
                 let line = json!({
                     "backend": backend, "concurrency": c, "appends_per_sec": m.appends_per_sec.round(),
                     "p50_ms": m.p50_ms, "p99_ms": m.p99_ms, "appends": m.appends, "fsync_bound_per_sec": bound.round(),
+                    "cpu_us_per_append": (m.cpu_us_per_append * 100.0).round() / 100.0,
                 });
                 writeln!(out, "{line}")?;
             } else {
                 writeln!(
                     out,
-                    "{backend:<10} {c:>11} {:>12.0} {:>9.3} {:>9.3} {bound:>14.0}",
-                    m.appends_per_sec, m.p50_ms, m.p99_ms
+                    "{backend:<10} {c:>11} {:>12.0} {:>9.3} {:>9.3} {bound:>14.0} {:>14.2}",
+                    m.appends_per_sec, m.p50_ms, m.p99_ms, m.cpu_us_per_append
                 )?;
             }
             if let Some(r) = m.reopen {
