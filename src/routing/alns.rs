@@ -1,9 +1,12 @@
 //! Distance minimisation by adaptive large neighbourhood search (Ropke &
-//! Pisinger 2006): destroy with random, worst, Shaw or route removal, repair
+//! Pisinger 2006): destroy with random, worst, Shaw, route or string removal
+//! (strings of consecutive stops near a seed, after SISR), repair
 //! with greedy or regret-k insertion (optionally noised), accept by simulated
 //! annealing, and adapt operator weights every segment. Repair never starts
 //! an idle vehicle, and an incomplete repair is rejected, so the vehicle count
 //! can only go down (a destroy that empties a route removes that vehicle).
+//! After `Params::restart` iterations without a new best the walk goes back
+//! to the best solution.
 //! Each new best solution is taken to a local optimum of the pair moves in
 //! `local_search.rs` before the walk continues from it.
 
@@ -21,14 +24,20 @@ pub(crate) enum Destroy {
     Worst,
     Shaw,
     Route,
+    String,
 }
 
-const DESTROYS: [Destroy; 4] = [
+const DESTROYS: [Destroy; 5] = [
     Destroy::Random,
     Destroy::Worst,
     Destroy::Shaw,
     Destroy::Route,
+    Destroy::String,
 ];
+/// Nearest stops kept per stop for string removal.
+const NEAR_STOPS: usize = 40;
+/// Longest string (in stops) string removal cuts out of a route.
+const MAX_STRING: usize = 10;
 const REGRETS: [usize; 4] = [1, 2, 3, usize::MAX];
 const SEGMENT: u64 = 100;
 const MAX_INCOMPLETE: u32 = 200;
@@ -80,6 +89,33 @@ impl Wheel {
     }
 }
 
+/// For each stop node, the other stop nodes nearest to it, nearest first:
+/// where string removal looks for the next route to cut.
+pub(crate) struct NearStops(Vec<Vec<usize>>);
+
+impl NearStops {
+    /// The `NEAR_STOPS` nearest stops of every stop (ties by node id).
+    pub fn new(m: &Model) -> NearStops {
+        let n = 2 * m.n_tasks;
+        NearStops(
+            (0..n)
+                .map(|a| {
+                    let by_distance =
+                        |x: &usize, y: &usize| m.d(a, *x).total_cmp(&m.d(a, *y)).then(x.cmp(y));
+                    let mut others: Vec<usize> = (0..n).filter(|&b| b != a).collect();
+                    let k = NEAR_STOPS.min(others.len());
+                    if k > 0 {
+                        others.select_nth_unstable_by(k - 1, by_distance);
+                        others.truncate(k);
+                        others.sort_unstable_by(by_distance);
+                    }
+                    others
+                })
+                .collect(),
+        )
+    }
+}
+
 /// Is `a` better than `b` (fewer unassigned, fewer vehicles, less distance)?
 fn better(a: &State, b: &State) -> bool {
     let (ra, rb) = (a.rank(), b.rank());
@@ -113,7 +149,9 @@ pub(crate) fn improve(
     let mut noises = Wheel::new(2);
     let mut it = 0u64;
     let mut incomplete_for = 0u32;
+    let mut since_best = 0u64;
     let mut cand = cur.clone();
+    let near = NearStops::new(m);
     while meter.progress() < 1.0 {
         meter.tick();
         it += 1;
@@ -126,7 +164,7 @@ pub(crate) fn improve(
             .max(4.min(routed));
         let q = rng.random_range(4.min(qmax)..=qmax);
         let di = destroys.spin(rng);
-        let removed = destroy(m, &cand, DESTROYS[di], q, rng);
+        let removed = destroy(m, &cand, &near, DESTROYS[di], q, rng);
         cand.remove(m, &removed);
         cand.unassigned.extend(removed);
         let ri = repairs.spin(rng);
@@ -152,6 +190,7 @@ pub(crate) fn improve(
             best.clone_from(&cand);
             cur.clone_from(&cand);
             score = SIGMA_BEST;
+            since_best = 0;
         } else if pen > 0.0 || cand.rank() <= cur.rank() {
             // With a finite penalty the walk may pass through incomplete
             // solutions, which packed, vehicle-minimal routes otherwise
@@ -177,6 +216,14 @@ pub(crate) fn improve(
             cur.clone_from(&best);
             incomplete_for = 0;
         }
+        // A walk that has found nothing better for a long time is most
+        // likely circling in a poorer basin than the best one: start over
+        // from the best, at the temperature the schedule has reached.
+        since_best += 1;
+        if params.restart > 0 && since_best > params.restart {
+            cur.clone_from(&best);
+            since_best = 0;
+        }
         destroys.reward(di, score);
         repairs.reward(ri, score);
         noises.reward(ni, score);
@@ -190,7 +237,14 @@ pub(crate) fn improve(
 }
 
 /// Chooses `q` routed tasks to take out.
-pub(crate) fn destroy(m: &Model, st: &State, kind: Destroy, q: usize, rng: &mut Rng) -> Vec<usize> {
+pub(crate) fn destroy(
+    m: &Model,
+    st: &State,
+    near: &NearStops,
+    kind: Destroy,
+    q: usize,
+    rng: &mut Rng,
+) -> Vec<usize> {
     let routed: Vec<usize> = (0..m.n_tasks)
         .filter(|&t| st.route_of[t] != usize::MAX)
         .collect();
@@ -213,6 +267,7 @@ pub(crate) fn destroy(m: &Model, st: &State, kind: Destroy, q: usize, rng: &mut 
             pick_biased(gains.into_iter().map(|g| g.1).collect(), q, 3.0, rng)
         }
         Destroy::Shaw => shaw(m, st, &routed, q, rng),
+        Destroy::String => strings(m, st, near, &routed, q, rng),
         Destroy::Route => {
             let used: Vec<usize> = (0..st.routes.len())
                 .filter(|&r| !st.routes[r].is_empty())
@@ -265,6 +320,58 @@ pub(crate) fn removal_gain(m: &Model, st: &State, t: usize) -> f64 {
         }
         None => m.d(nodes[id - 1], d) + m.d(d, nodes[id + 1]) - m.d(nodes[id - 1], nodes[id + 1]),
     }
+}
+
+/// String removal (after Christiaens & Vanden Berghe's SISR, 2020): from a
+/// random stop, walk its nearest stops and cut out of each one's route a
+/// string of consecutive stops around it (random length up to
+/// `MAX_STRING`), taking every task with a stop in the string, until `q`
+/// tasks are out. Freeing consecutive stops opens a stretch of the route's
+/// schedule, which a repair can refill in a different order.
+fn strings(
+    m: &Model,
+    st: &State,
+    near: &NearStops,
+    routed: &[usize],
+    q: usize,
+    rng: &mut Rng,
+) -> Vec<usize> {
+    let t0 = routed[rng.random_range(0..routed.len())];
+    let seed = if m.onboard[t0].is_some() || rng.random_bool(0.5) {
+        2 * t0 + 1
+    } else {
+        2 * t0
+    };
+    let mut taken = vec![false; m.n_tasks];
+    let mut out = Vec::with_capacity(q + MAX_STRING);
+    for &c in std::iter::once(&seed).chain(&near.0[seed]) {
+        if out.len() >= q {
+            break;
+        }
+        let r = st.route_of[c / 2];
+        if r == usize::MAX || taken[c / 2] {
+            continue;
+        }
+        let nodes = &st.routes[r].nodes;
+        let Some(k) = nodes.iter().position(|&x| x == c) else {
+            continue; // the pickup of an onboard task
+        };
+        let n = nodes.len() - 2;
+        let l = rng.random_range(1..=n.min(MAX_STRING));
+        // First stop of the string: it must contain position `k` and stay
+        // within the stops 1..=n.
+        let lo = (k + 1).saturating_sub(l).max(1);
+        let hi = k.min(n + 1 - l);
+        let s = rng.random_range(lo..=hi);
+        for &x in &nodes[s..s + l] {
+            let t = x / 2;
+            if !taken[t] && m.onboard[t].is_none() {
+                taken[t] = true;
+                out.push(t);
+            }
+        }
+    }
+    out
 }
 
 /// Shaw removal: tasks related by place, time and load.
@@ -349,13 +456,17 @@ mod tests {
     #[test]
     fn every_destroy_returns_distinct_routed_tasks() {
         let (m, st) = solved(10);
+        let near = NearStops::new(&m);
         let mut rng = Rng::seed_from_u64(5);
         for kind in DESTROYS {
             for q in [1, 4, 10] {
-                let mut out = destroy(&m, &st, kind, q, &mut rng);
+                let mut out = destroy(&m, &st, &near, kind, q, &mut rng);
                 assert!(!out.is_empty(), "{kind:?}");
-                if kind != Destroy::Route {
-                    assert_eq!(out.len(), q, "{kind:?}");
+                match kind {
+                    Destroy::Route => {}
+                    // Whole strings go, so a little more than asked.
+                    Destroy::String => assert!(out.len() >= q, "{kind:?}"),
+                    _ => assert_eq!(out.len(), q, "{kind:?}"),
                 }
                 assert!(out.iter().all(|&t| st.route_of[t] != usize::MAX));
                 out.sort_unstable();
@@ -366,10 +477,42 @@ mod tests {
             }
         }
         // Route removal empties exactly one route.
-        let out = destroy(&m, &st, Destroy::Route, 1, &mut rng);
+        let out = destroy(&m, &st, &near, Destroy::Route, 1, &mut rng);
         let mut c = st.clone();
         c.remove(&m, &out);
         assert_eq!(c.used() + 1, st.used());
+    }
+
+    #[test]
+    fn string_removal_cuts_consecutive_stops() {
+        // With q = 1 only the first string is cut: the tasks taken are
+        // exactly those with a stop in some run of consecutive positions of
+        // one route.
+        let (m, st) = solved(12);
+        let near = NearStops::new(&m);
+        for seed in 0..40u64 {
+            let mut out = destroy(
+                &m,
+                &st,
+                &near,
+                Destroy::String,
+                1,
+                &mut Rng::seed_from_u64(seed),
+            );
+            out.sort_unstable();
+            let is_run = st.routes.iter().any(|r| {
+                let stops = &r.nodes[1..r.nodes.len() - 1];
+                (0..stops.len()).any(|a| {
+                    (a + 1..=stops.len()).any(|b| {
+                        let mut ts: Vec<usize> = stops[a..b].iter().map(|&x| x / 2).collect();
+                        ts.sort_unstable();
+                        ts.dedup();
+                        ts == out
+                    })
+                })
+            });
+            assert!(is_run, "seed {seed}: {out:?}");
+        }
     }
 
     #[test]
@@ -415,8 +558,18 @@ mod tests {
                 open_routes: true,
             },
         );
+        let near = NearStops::new(&m);
         let hits = (0..50u64)
-            .filter(|&s| destroy(&m, &st, Destroy::Worst, 1, &mut Rng::seed_from_u64(s)) == vec![3])
+            .filter(|&s| {
+                destroy(
+                    &m,
+                    &st,
+                    &near,
+                    Destroy::Worst,
+                    1,
+                    &mut Rng::seed_from_u64(s),
+                ) == vec![3]
+            })
             .count();
         assert!(hits > 25, "{hits}");
     }
