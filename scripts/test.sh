@@ -62,6 +62,27 @@ step "benchmark smoke: o2ohub bench dispatch"
 "$O2OHUB_BIN" bench dispatch --deliveries 1000 --riders 400 \
     --repeats 1 --sim-riders 60 --sim-orders 300
 
+# A smoke run of the route optimiser on the repository's copy of Li & Lim
+# lc101, its routes checked by the bench pack's independent verifier when it
+# is present (../shared/bench/tools/verify_bks.py); the full tables come
+# from scripts/bench-lilim.sh (docs/benchmarks.md).
+step "solver smoke: o2ohub solve (Li & Lim lc101, 2 s)"
+solved=$(mktemp -d)
+"$O2OHUB_BIN" solve tests/data/lilim/lc101.txt --time 2 --seed 1 \
+    --out "$solved/lc101.sol" | tee "$solved/lc101.json"
+grep -q '"feasible":true' "$solved/lc101.json" ||
+  { echo "solve: lc101 came out infeasible" >&2; exit 1; }
+verifier=../shared/bench/tools/verify_bks.py
+if [ -f "$verifier" ]; then
+  verdict=$(python3 "$verifier" lilim tests/data/lilim/lc101.txt "$solved/lc101.sol")
+  echo "verifier: $verdict"
+  [ "${verdict##* }" = OK ] ||
+    { echo "solve: the verifier refused lc101's routes" >&2; exit 1; }
+else
+  echo "verifier not found at $verifier: only the solver's own feasibility check ran"
+fi
+rm -rf "$solved"
+
 step "Kubernetes manifests (render, schema-validate, CRDs)"
 bash scripts/validate-k8s.sh
 

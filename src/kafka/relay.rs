@@ -250,36 +250,17 @@ async fn attempt(
     path: &Path,
     status: &Arc<RelayStatus>,
 ) -> Result<(), RelayError> {
-    let started = Instant::now();
+    topics::ensure_topics(config).await?;
     // Reports of an earlier attempt's producer are over: it was dropped.
     let delivered = status.delivered.clone();
     delivered.restart();
-    let producer: Arc<RelayProducer> = Arc::new(
-        producer_config(config)
-            .create_with_context(ReportsTo(delivered.clone()))
-            .map_err(RelayError::Producer)?,
-    );
-    // The topics are checked on the producer's own connections (a second
-    // client would pay for its own start) before anything is sent, so no
-    // send ever meets a missing topic.
-    let metadata = topics::cluster_metadata(producer.clone(), |p| p.client())
-        .await
+    let producer: RelayProducer = producer_config(config)
+        .create_with_context(ReportsTo(delivered.clone()))
         .map_err(RelayError::Producer)?;
-    let missing = topics::missing(config, &metadata);
-    if !missing.is_empty() {
-        topics::ensure_topics(config).await?;
-    }
-    let topics_checked = started.elapsed();
     let from = status.checkpoint() + 1;
     let subscription = store.subscribe_all(from).await?;
     status.healthy.store(true, Ordering::Relaxed);
-    tracing::info!(
-        from,
-        brokers = %config.brokers,
-        topics_checked_ms = topics_checked.as_secs_f64() * 1e3,
-        ready_ms = started.elapsed().as_secs_f64() * 1e3,
-        "kafka relay publishing"
-    );
+    tracing::info!(from, brokers = %config.brokers, "kafka relay publishing");
     let mut checkpointer = tokio::spawn(keep_checkpoint(delivered.clone(), path.to_owned()));
     // Reading and encoding run one stage ahead of producing, on another
     // task (so on the other core when there is one): the producer is never

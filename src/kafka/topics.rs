@@ -24,12 +24,8 @@
 //! split one fact across two topics with no ordering between them.
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{Client, DefaultClientContext};
-use rdkafka::metadata::Metadata;
+use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
-use rdkafka::ClientContext;
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::KafkaConfig;
@@ -139,70 +135,23 @@ pub enum TopicsError {
 /// Creates every topic the hub uses that does not exist yet; returns the
 /// names it created. Safe to run at every start and from several processes.
 pub async fn ensure_topics(config: &KafkaConfig) -> Result<Vec<String>, TopicsError> {
-    let admin: AdminClient<DefaultClientContext> = config
-        .client_config()
-        .create()
-        .map_err(|e| admin_error(config, e))?;
-    let admin = Arc::new(admin);
-    let metadata = cluster_metadata(admin.clone(), |a| a.inner()).await;
-    let missing = missing(config, &metadata.map_err(|e| admin_error(config, e))?);
-    create(config, &admin, &missing).await
-}
-
-/// The cluster's metadata as `client` sees it, fetched off the async
-/// threads (librdkafka's call blocks).
-pub async fn cluster_metadata<T, C>(
-    owner: Arc<T>,
-    client: fn(&T) -> &Client<C>,
-) -> Result<Metadata, rdkafka::error::KafkaError>
-where
-    T: Send + Sync + 'static,
-    C: ClientContext + 'static,
-{
-    tokio::task::spawn_blocking(move || client(&owner).fetch_metadata(None, ADMIN_TIMEOUT))
-        .await
-        .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
-}
-
-/// The hub's topics (name, partitions) that `metadata` lacks. A topic that
-/// exists with another partition count is kept and reported: counts are
-/// changed by an operator (see docs/operations.md), never by the hub.
-pub fn missing(config: &KafkaConfig, metadata: &Metadata) -> Vec<(String, i32)> {
-    let existing: HashMap<&str, usize> = metadata
-        .topics()
+    let admin_error = |source| TopicsError::Admin {
+        brokers: config.brokers.clone(),
+        source,
+    };
+    let admin: AdminClient<DefaultClientContext> =
+        config.client_config().create().map_err(admin_error)?;
+    let wanted: Vec<(String, i32)> = EVENT_TOPICS
         .iter()
-        .filter(|t| t.error().is_none())
-        .map(|t| (t.name(), t.partitions().len()))
+        .chain(std::iter::once(&DEAD_LETTER))
+        .map(|s| {
+            (
+                format!("{}{s}", config.topic_prefix),
+                partitions_of(config, s),
+            )
+        })
         .collect();
-    let mut missing = Vec::new();
-    for suffix in EVENT_TOPICS.iter().chain(std::iter::once(&DEAD_LETTER)) {
-        let name = format!("{}{suffix}", config.topic_prefix);
-        let partitions = partitions_of(config, suffix);
-        match existing.get(name.as_str()) {
-            None => missing.push((name, partitions)),
-            Some(&has) if has != partitions as usize => tracing::warn!(
-                topic = %name,
-                partitions = has,
-                configured = partitions,
-                "kafka topic exists with another partition count; keeping it"
-            ),
-            Some(_) => {}
-        }
-    }
-    missing
-}
-
-/// Creates `topics` (name, partitions) through `admin`; a topic another
-/// process created meanwhile is fine. Returns the names it created.
-pub async fn create(
-    config: &KafkaConfig,
-    admin: &AdminClient<DefaultClientContext>,
-    topics: &[(String, i32)],
-) -> Result<Vec<String>, TopicsError> {
-    if topics.is_empty() {
-        return Ok(Vec::new());
-    }
-    let new: Vec<NewTopic> = topics
+    let new: Vec<NewTopic> = wanted
         .iter()
         .map(|(name, partitions)| {
             NewTopic::new(
@@ -212,11 +161,11 @@ pub async fn create(
             )
         })
         .collect();
-    let options = AdminOptions::new().operation_timeout(Some(ADMIN_TIMEOUT));
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     let results = admin
         .create_topics(&new, &options)
         .await
-        .map_err(|e| admin_error(config, e))?;
+        .map_err(admin_error)?;
     let mut created = Vec::new();
     for r in results {
         match r {
@@ -226,16 +175,6 @@ pub async fn create(
         }
     }
     Ok(created)
-}
-
-/// How long a metadata lookup or topic creation may take.
-const ADMIN_TIMEOUT: Duration = Duration::from_secs(30);
-
-fn admin_error(config: &KafkaConfig, source: rdkafka::error::KafkaError) -> TopicsError {
-    TopicsError::Admin {
-        brokers: config.brokers.clone(),
-        source,
-    }
 }
 
 #[cfg(test)]
