@@ -59,6 +59,32 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
     s
 }
 
+/// Asserts `outcome` is the corruption error of [`flip_a_byte_of_record_43`]:
+/// naming `file` and position 42 as the last good one. `Ok` carries what went
+/// wrong instead. Returns the error for further checks.
+fn corrupt_after_record_42<T: std::fmt::Display>(
+    outcome: Result<T, StoreError>,
+    file: &Path,
+) -> StoreError {
+    match outcome {
+        Err(StoreError::Corrupt {
+            file: named,
+            last_good_position,
+            detail,
+        }) => {
+            assert_eq!(named, file);
+            assert_eq!(last_good_position, 42, "{detail}");
+            StoreError::Corrupt {
+                file: named,
+                last_good_position,
+                detail,
+            }
+        }
+        Err(e) => panic!("wrong error: {e}"),
+        Ok(wrong) => panic!("{wrong}"),
+    }
+}
+
 /// Changes one byte inside the payload of the record at position 43 (its
 /// checksum no longer matches); returns the segment file it is in.
 fn flip_a_byte_of_record_43(dir: &Path) -> PathBuf {
@@ -171,28 +197,12 @@ async fn a_flipped_byte_in_the_middle_refuses_the_store_with_the_last_good_posit
     let dir = tempfile::tempdir().unwrap();
     fill(dir.path(), 100).await.shutdown().await;
     let file = flip_a_byte_of_record_43(dir.path());
-    match EmbeddedStore::open_with(dir.path(), SMALL) {
-        Err(StoreError::Corrupt {
-            file: named,
-            last_good_position,
-            detail,
-        }) => {
-            assert_eq!(named, file);
-            assert_eq!(last_good_position, 42, "{detail}");
-            let message = StoreError::Corrupt {
-                file: named,
-                last_good_position,
-                detail,
-            }
-            .to_string();
-            assert!(
-                message.contains("backup"),
-                "says what to do next: {message}"
-            );
-        }
-        Err(e) => panic!("wrong error: {e}"),
-        Ok(_) => panic!("a damaged log opened"),
-    }
+    let refused = EmbeddedStore::open_with(dir.path(), SMALL).map(|_| "a damaged log opened");
+    let message = corrupt_after_record_42(refused, &file).to_string();
+    assert!(
+        message.contains("backup"),
+        "says what to do next: {message}"
+    );
 }
 
 #[tokio::test]
@@ -202,18 +212,15 @@ async fn damage_after_open_fails_the_read_naming_the_file_and_position() {
     // Opened intact; a reopened store's reads come from disk, not memory.
     let store = EmbeddedStore::open_with(dir.path(), SMALL).unwrap();
     let file = flip_a_byte_of_record_43(dir.path());
-    match store.read_all(1, 100).await {
-        Err(StoreError::Corrupt {
-            file: named,
-            last_good_position,
-            detail,
-        }) => {
-            assert_eq!(named, file);
-            assert_eq!(last_good_position, 42, "{detail}");
-            assert!(detail.contains("position 43"), "{detail}");
+    let read = store
+        .read_all(1, 100)
+        .await
+        .map(|events| format!("read {} events through a damaged record", events.len()));
+    match corrupt_after_record_42(read, &file) {
+        StoreError::Corrupt { detail, .. } => {
+            assert!(detail.contains("position 43"), "{detail}")
         }
-        Err(e) => panic!("wrong error: {e}"),
-        Ok(events) => panic!("read {} events through a damaged record", events.len()),
+        _ => unreachable!("checked by corrupt_after_record_42"),
     }
     // Records before the damage still read.
     assert_eq!(store.read_all(1, 42).await.unwrap().len(), 42);

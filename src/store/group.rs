@@ -276,7 +276,7 @@ impl Answerer {
             .name("o2ohub-store-answers".into())
             .spawn(move || {
                 for job in queue {
-                    run(&edge, job);
+                    carry_out(&edge, job);
                 }
             })
             .map_err(|e| StoreError::Backend(format!("cannot start the answering thread: {e}")))?;
@@ -293,7 +293,7 @@ impl Answerer {
         if let Err(std::sync::mpsc::SendError(job)) =
             self.jobs.send(Answer::Group(events, group, decisions))
         {
-            run(&self.live, job);
+            carry_out(&self.live, job);
         }
     }
 
@@ -301,12 +301,13 @@ impl Answerer {
     /// published and answered, then sends `done`.
     pub(crate) fn close(&self, done: Option<oneshot::Sender<()>>) {
         if let Err(std::sync::mpsc::SendError(job)) = self.jobs.send(Answer::Closed(done)) {
-            run(&self.live, job);
+            carry_out(&self.live, job);
         }
     }
 }
 
-fn run(live: &Live, job: Answer) {
+/// Does one job of the answering thread.
+fn carry_out(live: &Live, job: Answer) {
     match job {
         Answer::Group(events, group, decisions) => {
             live.publish(events);
