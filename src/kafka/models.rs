@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use super::sequencer::{Applied, Ordering};
 
 /// Every read model of the hub, fed together.
-#[derive(Default, Serialize, Deserialize)]
+#[derive(Clone, Default, Serialize, Deserialize)]
 pub struct ModelSet {
     /// A consumer's visits and orders.
     pub consumer_activity: ConsumerActivity,
@@ -63,7 +63,7 @@ impl ModelSet {
 }
 
 /// The snapshot file of a worker.
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct WorkerSnapshot {
     /// The consumer group the worker belongs to.
     pub group: String,

@@ -210,6 +210,8 @@ async fn run(
             Ok(()) => break,
             Err(RelayError::Store(StoreError::Closed)) => break,
             Err(e) => {
+                // The topics may be what failed: the next attempt checks them.
+                topics::forget_topics(&config);
                 status.healthy.store(false, Ordering::Relaxed);
                 status.errors.fetch_add(1, Ordering::Relaxed);
                 metrics::counter!("o2ohub_kafka_relay_errors_total").increment(1);

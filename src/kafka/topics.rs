@@ -26,6 +26,7 @@
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use super::KafkaConfig;
@@ -132,9 +133,46 @@ pub enum TopicsError {
     },
 }
 
+/// The topic sets this process has ensured, by [`ensured_key`].
+static ENSURED: std::sync::Mutex<BTreeSet<String>> = std::sync::Mutex::new(BTreeSet::new());
+
+/// What identifies one topic set: the cluster, the prefix, the counts.
+fn ensured_key(config: &KafkaConfig) -> String {
+    format!(
+        "{}|{}|{}|{}",
+        config.brokers, config.topic_prefix, config.partitions, config.replication
+    )
+}
+
 /// Creates every topic the hub uses that does not exist yet; returns the
 /// names it created. Safe to run at every start and from several processes.
+///
+/// A process asks the cluster once per topic set: later calls for the same
+/// brokers, prefix and counts return at once (a fresh admin client's
+/// round trip costs 0.1–0.2 s, most of a relay's start). After a failure
+/// that may mean the topics are gone, [`forget_topics`] makes the next call
+/// ask again.
 pub async fn ensure_topics(config: &KafkaConfig) -> Result<Vec<String>, TopicsError> {
+    let key = ensured_key(config);
+    if lock_ensured().contains(&key) {
+        return Ok(Vec::new());
+    }
+    let created = create_topics(config).await?;
+    lock_ensured().insert(key);
+    Ok(created)
+}
+
+/// Makes the next [`ensure_topics`] for `config`'s topic set ask the cluster.
+pub fn forget_topics(config: &KafkaConfig) {
+    lock_ensured().remove(&ensured_key(config));
+}
+
+fn lock_ensured() -> std::sync::MutexGuard<'static, BTreeSet<String>> {
+    ENSURED.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Asks the cluster to create every topic of the set.
+async fn create_topics(config: &KafkaConfig) -> Result<Vec<String>, TopicsError> {
     let admin_error = |source| TopicsError::Admin {
         brokers: config.brokers.clone(),
         source,

@@ -60,7 +60,7 @@ struct WireEnvelope<'a> {
     /// What caused it.
     causation_id: Option<Uuid>,
     /// Who caused it.
-    actor: Actor,
+    actor: std::borrow::Cow<'a, Actor>,
     /// The payload, as stored.
     #[serde(borrow)]
     payload: &'a RawValue,
@@ -121,25 +121,101 @@ fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Er
 pub struct WireRecord {
     /// The record key: the stream id.
     pub key: String,
-    /// `(name, value)` headers.
-    pub headers: Vec<(&'static str, String)>,
+    /// What the headers carry, formatted when the record is produced.
+    pub headers: Headers,
     /// The JSON envelope.
     pub value: Vec<u8>,
+}
+
+/// The values of a record's headers, kept typed: librdkafka copies header
+/// values at send, so they are formatted there into stack buffers instead of
+/// six strings per event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Headers {
+    /// [`header::EVENT_ID`].
+    pub event_id: Uuid,
+    /// [`header::EVENT_TYPE`].
+    pub event_type: String,
+    /// [`header::SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// [`header::GLOBAL_POSITION`].
+    pub global_position: u64,
+    /// [`header::STREAM_VERSION`].
+    pub stream_version: u64,
+    /// [`header::CORRELATION_ID`].
+    pub correlation_id: Uuid,
+}
+
+impl Headers {
+    /// `(name, value)` pairs, as consumers read them.
+    pub fn pairs(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (header::EVENT_ID, self.event_id.to_string()),
+            (header::EVENT_TYPE, self.event_type.clone()),
+            (header::SCHEMA_VERSION, self.schema_version.to_string()),
+            (header::GLOBAL_POSITION, self.global_position.to_string()),
+            (header::STREAM_VERSION, self.stream_version.to_string()),
+            (header::CORRELATION_ID, self.correlation_id.to_string()),
+        ]
+    }
 }
 
 impl WireRecord {
     /// The headers as librdkafka takes them (it copies the values).
     pub fn kafka_headers(&self) -> rdkafka::message::OwnedHeaders {
-        let mut headers = rdkafka::message::OwnedHeaders::new_with_capacity(self.headers.len());
-        for (name, value) in &self.headers {
-            headers = headers.insert(rdkafka::message::Header {
-                key: name,
-                value: Some(value.as_bytes()),
-            });
-        }
-        headers
+        use rdkafka::message::Header;
+        let h = &self.headers;
+        let mut uuid = uuid::Uuid::encode_buffer();
+        let mut number = [0u8; 20];
+        rdkafka::message::OwnedHeaders::new_with_capacity(6)
+            .insert(Header {
+                key: header::EVENT_ID,
+                value: Some(h.event_id.hyphenated().encode_lower(&mut uuid).as_bytes()),
+            })
+            .insert(Header {
+                key: header::EVENT_TYPE,
+                value: Some(h.event_type.as_bytes()),
+            })
+            .insert(Header {
+                key: header::SCHEMA_VERSION,
+                value: Some(decimal(h.schema_version.into(), &mut number)),
+            })
+            .insert(Header {
+                key: header::GLOBAL_POSITION,
+                value: Some(decimal(h.global_position, &mut number)),
+            })
+            .insert(Header {
+                key: header::STREAM_VERSION,
+                value: Some(decimal(h.stream_version, &mut number)),
+            })
+            .insert(Header {
+                key: header::CORRELATION_ID,
+                value: Some(
+                    h.correlation_id
+                        .hyphenated()
+                        .encode_lower(&mut uuid)
+                        .as_bytes(),
+                ),
+            })
     }
 }
+
+/// `v` in decimal, written at the end of `buf`.
+fn decimal(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
+/// Bytes of an envelope beyond its strings and payload (field names,
+/// ids, numbers, two instants), so the value is written without regrowing.
+const ENVELOPE_OVERHEAD: usize = 400;
 
 /// Encodes a stored event as a record.
 pub fn encode(recorded: &RecordedEvent) -> WireRecord {
@@ -169,24 +245,29 @@ pub fn encode(recorded: &RecordedEvent) -> WireRecord {
         recorded_at: recorded.recorded_at,
         correlation_id: e.metadata.correlation_id,
         causation_id: e.metadata.causation_id,
-        actor: e.metadata.actor.clone(),
+        actor: std::borrow::Cow::Borrowed(&e.metadata.actor),
         payload,
     };
+    let mut value = Vec::with_capacity(
+        ENVELOPE_OVERHEAD
+            + payload.get().len()
+            + recorded.stream.len()
+            + e.event_type.len()
+            + e.metadata.actor.subject.len(),
+    );
+    // Serialising plain fields and a validated raw value cannot fail.
+    let _ = serde_json::to_writer(&mut value, &wire);
     WireRecord {
         key: recorded.stream.clone(),
-        headers: vec![
-            (header::EVENT_ID, e.event_id.to_string()),
-            (header::EVENT_TYPE, e.event_type.clone()),
-            (header::SCHEMA_VERSION, e.schema_version.to_string()),
-            (header::GLOBAL_POSITION, recorded.position.to_string()),
-            (header::STREAM_VERSION, recorded.version.to_string()),
-            (
-                header::CORRELATION_ID,
-                e.metadata.correlation_id.to_string(),
-            ),
-        ],
-        // Serialising plain fields and a validated raw value cannot fail.
-        value: serde_json::to_vec(&wire).unwrap_or_default(),
+        headers: Headers {
+            event_id: e.event_id,
+            event_type: e.event_type.clone(),
+            schema_version: e.schema_version,
+            global_position: recorded.position,
+            stream_version: recorded.version,
+            correlation_id: e.metadata.correlation_id,
+        },
+        value,
     }
 }
 
@@ -231,7 +312,7 @@ pub fn decode(value: Option<&[u8]>) -> Result<(RecordedEvent, o2ohub_events::Env
                 occurred_at: wire.occurred_at,
                 correlation_id: wire.correlation_id,
                 causation_id: wire.causation_id,
-                actor: wire.actor,
+                actor: wire.actor.into_owned(),
             },
         },
     };
@@ -310,15 +391,33 @@ mod tests {
         let r = recorded(event.event_type(), event.schema_version(), &event.encode());
         let wire = encode(&r);
         assert_eq!(wire.key, "rider-x");
-        assert!(wire
-            .headers
-            .contains(&(header::GLOBAL_POSITION, "42".to_owned())));
-        assert!(wire
-            .headers
-            .contains(&(header::EVENT_ID, r.event.event_id.to_string())));
+        let pairs = wire.headers.pairs();
+        assert!(pairs.contains(&(header::GLOBAL_POSITION, "42".to_owned())));
+        assert!(pairs.contains(&(header::EVENT_ID, r.event.event_id.to_string())));
+        // What librdkafka is given is what consumers read.
+        use rdkafka::message::Headers as _;
+        let sent: Vec<(String, String)> = wire
+            .kafka_headers()
+            .iter()
+            .map(|h| {
+                let value = std::str::from_utf8(h.value.unwrap()).unwrap();
+                (h.key.to_owned(), value.to_owned())
+            })
+            .collect();
+        let expected: Vec<(String, String)> =
+            pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        assert_eq!(sent, expected);
         let (back, envelope) = decode(Some(&wire.value)).unwrap();
         assert_eq!(back, r);
         assert_eq!(envelope.event, event);
+    }
+
+    #[test]
+    fn header_numbers_are_plain_decimals() {
+        let mut buf = [0u8; 20];
+        for n in [0, 7, 42, 1_000, u64::MAX] {
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
     }
 
     #[test]
