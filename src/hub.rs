@@ -202,7 +202,7 @@ fn start<P>(
     runners: &mut Vec<JoinHandle<()>>,
 ) -> Shared<P>
 where
-    P: Projection + Serialize + DeserializeOwned,
+    P: Projection + Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     let model: Shared<P> = Arc::new(RwLock::new(runner::load(fresh, Some(snapshots))));
     let (store, shared, snapshots) = (store.clone(), model.clone(), snapshots.clone());

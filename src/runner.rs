@@ -1,7 +1,8 @@
 //! The projection runner: keeps a read model current from the store's global
 //! log — catching up from its checkpoint, then following the live
 //! subscription — and saves a snapshot (state + position + fold version)
-//! so a restart resumes where it stopped. A read model whose fold version
+//! so a restart resumes where it stopped. Snapshots are written from a copy
+//! on a blocking thread while folding goes on, one at a time. A read model whose fold version
 //! changed, or that has no snapshot, replays history from position 1.
 //!
 //! Events that cannot be decoded (written by a newer hub) are skipped,
@@ -188,13 +189,17 @@ pub async fn run<P>(
     snapshots: Option<Snapshots>,
 ) -> Result<(), RunnerError>
 where
-    P: Projection + Serialize,
+    P: Projection + Serialize + Clone + Send + Sync + 'static,
 {
     let name = model.read().unwrap_or_else(|p| p.into_inner()).model.name();
     catch_up(store.as_ref(), &model).await?;
     let from = model.read().unwrap_or_else(|p| p.into_inner()).position + 1;
     let mut subscription = store.subscribe_all(from).await?;
     let mut last_save = Instant::now();
+    // A snapshot being written: a copy, saved on a blocking thread, so that
+    // neither folding nor the async threads wait for serialising and syncing
+    // a large model (a city's merchant index takes a good part of a second).
+    let mut saving: Option<tokio::task::JoinHandle<Result<(), RunnerError>>> = None;
     loop {
         let batch = match subscription.next_batch().await {
             Ok(b) => b,
@@ -208,14 +213,35 @@ where
         };
         metrics::gauge!("o2ohub_projection_position", "projection" => name).set(position as f64);
         if let Some(s) = &snapshots {
-            if last_save.elapsed() >= s.every {
-                save(&model.read().unwrap_or_else(|p| p.into_inner()), &s.dir)?;
+            let idle = saving.as_ref().is_none_or(|h| h.is_finished());
+            if last_save.elapsed() >= s.every && idle {
+                finish_save(&mut saving).await?;
+                let copy = model.read().unwrap_or_else(|p| p.into_inner()).clone();
+                let dir = s.dir.clone();
+                saving = Some(tokio::task::spawn_blocking(move || save(&copy, &dir)));
                 last_save = Instant::now();
             }
         }
     }
+    finish_save(&mut saving).await?;
     if let Some(s) = &snapshots {
-        save(&model.read().unwrap_or_else(|p| p.into_inner()), &s.dir)?;
+        let last = model.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let dir = s.dir.clone();
+        tokio::task::spawn_blocking(move || save(&last, &dir))
+            .await
+            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))?;
     }
     Ok(())
+}
+
+/// Waits for the snapshot being written, if any, and passes on its error.
+async fn finish_save(
+    saving: &mut Option<tokio::task::JoinHandle<Result<(), RunnerError>>>,
+) -> Result<(), RunnerError> {
+    match saving.take() {
+        Some(save) => save
+            .await
+            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic())),
+        None => Ok(()),
+    }
 }
