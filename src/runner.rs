@@ -2,8 +2,9 @@
 //! log — catching up from its checkpoint, then following the live
 //! subscription — and saves a snapshot (state + position + fold version)
 //! so a restart resumes where it stopped. Snapshots are written from a copy
-//! on a blocking thread while folding goes on, one at a time. A read model whose fold version
-//! changed, or that has no snapshot, replays history from position 1.
+//! on a blocking thread while folding goes on, one at a time. A read model
+//! whose fold version changed, or that has no snapshot, replays history from
+//! position 1.
 //!
 //! Events that cannot be decoded (written by a newer hub) are skipped,
 //! counted and logged with their position; they never stop the runner.
@@ -198,7 +199,7 @@ where
     let mut last_save = Instant::now();
     // A snapshot being written: a copy, saved on a blocking thread, so that
     // neither folding nor the async threads wait for serialising and syncing
-    // a large model (a city's merchant index takes a good part of a second).
+    // a large model (a city's merchant index).
     let mut saving: Option<tokio::task::JoinHandle<Result<(), RunnerError>>> = None;
     loop {
         let batch = match subscription.next_batch().await {

@@ -5,9 +5,10 @@
 //! topic/partition/offset, copied to the dead-letter topic and passed over)
 //! → the [`Sequencer`] says what to apply → fold into the [`ModelSet`].
 //! Every `commit_every`, a copy of the snapshot (models + what they hold) is
-//! saved in the background and only then are the offsets committed, so a worker killed at any moment
-//! restarts from a committed offset at or before its snapshot and drops the
-//! re-read events it already holds: nothing lost, nothing applied twice.
+//! saved in the background and only then are the offsets it covers
+//! committed, so a worker killed at any moment restarts from a committed
+//! offset at or before its snapshot and drops the re-read events it already
+//! holds: nothing lost, nothing applied twice.
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
