@@ -297,6 +297,29 @@ fn fold(city: &[MerchantRegistered]) -> (MerchantSearch, f64) {
 }
 
 /// Queries answered in-process, on as many threads as there are cores.
+/// What a snapshot of the index costs: the copy the runner takes while
+/// folding waits, and the serialisation done afterwards on a blocking thread.
+struct SnapshotCost {
+    copy_ms: f64,
+    serialise_ms: f64,
+    json_mb: f64,
+}
+
+fn snapshot_cost(model: &MerchantSearch) -> Result<SnapshotCost> {
+    let started = Instant::now();
+    let copy = model.clone();
+    let copy_ms = started.elapsed().as_secs_f64() * 1e3;
+    let started = Instant::now();
+    let mut json = Vec::new();
+    serde_json::to_writer(&mut json, &copy)?;
+    let serialise_ms = started.elapsed().as_secs_f64() * 1e3;
+    Ok(SnapshotCost {
+        copy_ms,
+        serialise_ms,
+        json_mb: json.len() as f64 / (1 << 20) as f64,
+    })
+}
+
 fn measure_inprocess(model: &MerchantSearch, queries: &[SearchQuery]) -> Measurement {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Warm the caches the way a running replica's are.
@@ -891,6 +914,7 @@ pub async fn run(opts: GeoBench) -> Result<()> {
     eprintln!("folding {} registrations into the index…", city.len());
     let (model, events_per_sec) = fold(&city);
     let rss = rss_mb("self").unwrap_or(0.0);
+    let snapshot = snapshot_cost(&model)?;
     let stats = model.stats();
     if opts.json {
         let line = json!({
@@ -898,6 +922,11 @@ pub async fn run(opts: GeoBench) -> Result<()> {
             "events_per_sec": events_per_sec.round(), "resolution": u8::from(model.resolution()),
             "index_buckets": stats.buckets, "index_entries": stats.entries,
             "largest_bucket": stats.largest_bucket,
+        });
+        writeln!(out, "{line}")?;
+        let line = json!({
+            "bench": "geo", "measurement": "snapshot", "copy_ms": snapshot.copy_ms,
+            "serialise_ms": snapshot.serialise_ms, "json_mb": snapshot.json_mb,
         });
         writeln!(out, "{line}")?;
     } else {
@@ -911,6 +940,12 @@ pub async fn run(opts: GeoBench) -> Result<()> {
             stats.entries,
             stats.largest_bucket,
             rss - rss_before
+        )?;
+        writeln!(
+            out,
+            "snapshot of the index: copying it takes {:.1} ms (the runner's pause), \
+             serialising it {:.1} ms ({:.1} MB of JSON, written off the fold path)",
+            snapshot.copy_ms, snapshot.serialise_ms, snapshot.json_mb
         )?;
         writeln!(
             out,
