@@ -226,23 +226,29 @@ where
     }
     finish_save(&mut saving).await?;
     if let Some(s) = &snapshots {
-        let last = model.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let dir = s.dir.clone();
-        tokio::task::spawn_blocking(move || save(&last, &dir))
-            .await
-            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))?;
+        // Folding is over: the last snapshot needs no copy.
+        let (model, dir) = (model.clone(), s.dir.clone());
+        joined(tokio::task::spawn_blocking(move || {
+            save(&model.read().unwrap_or_else(|p| p.into_inner()), &dir)
+        }))
+        .await?;
     }
     Ok(())
 }
 
-/// Waits for the snapshot being written, if any, and passes on its error.
-async fn finish_save(
-    saving: &mut Option<tokio::task::JoinHandle<Result<(), RunnerError>>>,
-) -> Result<(), RunnerError> {
+/// The outcome of a task, its panic passed on.
+pub(crate) async fn joined<T>(task: tokio::task::JoinHandle<T>) -> T {
+    task.await
+        .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+}
+
+/// Waits for the snapshot being written in the background, if any, and
+/// passes on its error.
+pub(crate) async fn finish_save<E>(
+    saving: &mut Option<tokio::task::JoinHandle<Result<(), E>>>,
+) -> Result<(), E> {
     match saving.take() {
-        Some(save) => save
-            .await
-            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic())),
+        Some(save) => joined(save).await,
         None => Ok(()),
     }
 }

@@ -296,7 +296,6 @@ fn fold(city: &[MerchantRegistered]) -> (MerchantSearch, f64) {
     (model, city.len() as f64 / folding.as_secs_f64())
 }
 
-/// Queries answered in-process, on as many threads as there are cores.
 /// What a snapshot of the index costs: the copy the runner takes while
 /// folding waits, and the serialisation done afterwards on a blocking thread.
 struct SnapshotCost {
@@ -305,6 +304,7 @@ struct SnapshotCost {
     json_mb: f64,
 }
 
+/// Times a copy of `model` and the serialisation of that copy.
 fn snapshot_cost(model: &MerchantSearch) -> Result<SnapshotCost> {
     let started = Instant::now();
     let copy = model.clone();
@@ -320,6 +320,7 @@ fn snapshot_cost(model: &MerchantSearch) -> Result<SnapshotCost> {
     })
 }
 
+/// Queries answered in-process, on as many threads as there are cores.
 fn measure_inprocess(model: &MerchantSearch, queries: &[SearchQuery]) -> Measurement {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     // Warm the caches the way a running replica's are.

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use super::models::{self, ModelSet, WorkerSnapshot};
 use super::sequencer::{Arrival, Ordering, Sequencer, Source, TopicPartition};
 use super::{relay, topics, wire, KafkaConfig};
+use crate::runner::{finish_save, joined};
 
 /// How long a worker waits on Kafka for metadata and commits.
 const KAFKA_TIMEOUT: Duration = Duration::from_secs(30);
@@ -240,9 +241,14 @@ pub async fn run(
         }
     }
     finish_save(&mut saving).await?;
-    start_save(&consumer, &snapshot, &sequencer, &mut set_aside, &path)
-        .await
-        .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))?;
+    joined(start_save(
+        &consumer,
+        &snapshot,
+        &sequencer,
+        &mut set_aside,
+        &path,
+    ))
+    .await?;
     let applied = sequencer.applied();
     Ok(WorkerReport {
         applied: applied.events,
@@ -294,9 +300,10 @@ fn start_save(
                 Err(_) => return Err(WorkerError::Kafka(rdkafka::error::KafkaError::Canceled)),
             }
         }
-        tokio::task::spawn_blocking(move || persist(&consumer, copy, commit_points, &path))
-            .await
-            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic()))
+        joined(tokio::task::spawn_blocking(move || {
+            persist(&consumer, copy, commit_points, &path)
+        }))
+        .await
     })
 }
 
@@ -325,16 +332,6 @@ fn persist(
         "worker snapshot saved and offsets committed"
     );
     Ok(())
-}
-
-/// Waits for a save in the background, if one runs, and passes on its error.
-async fn finish_save(saving: &mut Option<Saving>) -> Result<(), WorkerError> {
-    match saving.take() {
-        Some(save) => save
-            .await
-            .unwrap_or_else(|join| std::panic::resume_unwind(join.into_panic())),
-        None => Ok(()),
-    }
 }
 
 /// Drops the bookkeeping of partitions this member no longer owns; logs
