@@ -243,12 +243,12 @@ pub(crate) async fn joined<T>(task: tokio::task::JoinHandle<T>) -> T {
 }
 
 /// Waits for the snapshot being written in the background, if any, and
-/// passes on its error.
-pub(crate) async fn finish_save<E>(
-    saving: &mut Option<tokio::task::JoinHandle<Result<(), E>>>,
-) -> Result<(), E> {
+/// passes on its outcome (`None` when none was being written).
+pub(crate) async fn finish_save<T, E>(
+    saving: &mut Option<tokio::task::JoinHandle<Result<T, E>>>,
+) -> Result<Option<T>, E> {
     match saving.take() {
-        Some(save) => joined(save).await,
-        None => Ok(()),
+        Some(save) => joined(save).await.map(Some),
+        None => Ok(None),
     }
 }

@@ -8,7 +8,9 @@
 //! saved in the background and only then are the offsets it covers
 //! committed, so a worker killed at any moment restarts from a committed
 //! offset at or before its snapshot and drops the re-read events it already
-//! holds: nothing lost, nothing applied twice.
+//! holds: nothing lost, nothing applied twice. A commit that fails (the
+//! broker away, the group rebalancing after an outage) is logged, counted
+//! and made again at the next save; it never stops the worker.
 
 use rdkafka::client::ClientContext;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext, StreamConsumer};
@@ -221,8 +223,11 @@ pub async fn run(
                 dirty = true;
             }
             _ = tick.tick() => {
-                if saving.as_ref().is_some_and(|s| s.is_finished()) {
-                    finish_save(&mut saving).await?;
+                if saving.as_ref().is_some_and(|s| s.is_finished())
+                    && finish_save(&mut saving).await? == Some(Commit::Failed)
+                {
+                    // The snapshot is saved; its offsets go with the next one.
+                    dirty = true;
                 }
                 if dirty && saving.is_none() {
                     saving = Some(start_save(&consumer, &snapshot, &sequencer, &mut set_aside, &path));
@@ -272,7 +277,20 @@ impl SetIfAbsent for rdkafka::ClientConfig {
 }
 
 /// A copy of the snapshot being saved in the background, then committed.
-type Saving = tokio::task::JoinHandle<Result<(), WorkerError>>;
+type Saving = tokio::task::JoinHandle<Result<Commit, WorkerError>>;
+
+/// Whether the offsets a saved snapshot covers were committed.
+///
+/// A failed commit is not an error of the worker: the snapshot is on disk
+/// first, so offsets that lag behind it only mean a restart reads again
+/// what the sequencer then skips. Commits fail while the broker is away or
+/// while the group rebalances (the member's session ran out during an
+/// outage); the worker commits again at its next save.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Commit {
+    Done,
+    Failed,
+}
 
 /// Starts saving a copy of the snapshot and then committing the offsets it
 /// covers, off the loop: serialising and syncing the models takes tens of
@@ -313,25 +331,30 @@ fn persist(
     snapshot: WorkerSnapshot,
     commit_points: Vec<(TopicPartition, i64)>,
     path: &std::path::Path,
-) -> Result<(), WorkerError> {
+) -> Result<Commit, WorkerError> {
     models::save(path, &snapshot)?;
+    metrics::gauge!("o2ohub_kafka_worker_next_position", "group" => snapshot.group.clone())
+        .set(snapshot.applied.next_position as f64);
+    metrics::gauge!("o2ohub_kafka_worker_applied", "group" => snapshot.group.clone())
+        .set(snapshot.applied.events as f64);
     let mut offsets = TopicPartitionList::new();
     for ((topic, partition), offset) in commit_points {
         offsets.add_partition_offset(&topic, partition, Offset::Offset(offset))?;
     }
     if offsets.count() > 0 {
-        consumer.commit(&offsets, CommitMode::Sync)?;
+        if let Err(error) = consumer.commit(&offsets, CommitMode::Sync) {
+            metrics::counter!("o2ohub_kafka_commit_errors_total", "group" => snapshot.group.clone())
+                .increment(1);
+            tracing::warn!(group = snapshot.group, %error, "committing offsets failed; the snapshot is saved, and the next save commits again");
+            return Ok(Commit::Failed);
+        }
     }
-    metrics::gauge!("o2ohub_kafka_worker_next_position", "group" => snapshot.group.clone())
-        .set(snapshot.applied.next_position as f64);
-    metrics::gauge!("o2ohub_kafka_worker_applied", "group" => snapshot.group.clone())
-        .set(snapshot.applied.events as f64);
     tracing::debug!(
         applied = snapshot.applied.events,
         next_position = snapshot.applied.next_position,
         "worker snapshot saved and offsets committed"
     );
-    Ok(())
+    Ok(Commit::Done)
 }
 
 /// Drops the bookkeeping of partitions this member no longer owns; logs
