@@ -182,12 +182,21 @@ pub enum BenchCommand {
         /// Merchants in the synthetic city.
         #[arg(long, default_value_t = 100_000)]
         merchants: usize,
-        /// Queries per target.
+        /// Queries per target (with `--client wrk`, the HTTP target cycles
+        /// through them for `--seconds`).
         #[arg(long, default_value_t = 100_000)]
         queries: usize,
         /// Concurrent clients for the HTTP and Redis targets.
         #[arg(long, default_value_t = 64)]
         concurrency: usize,
+        /// The HTTP target's load generator: `wrk` (Debian's package;
+        /// measures the server) or `builtin` (reqwest in this process,
+        /// sharing the cores).
+        #[arg(long, value_enum, default_value = "wrk")]
+        client: crate::bench::wrk::LoadClient,
+        /// Seconds of HTTP queries with `--client wrk`.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
         /// Print one JSON object per measurement.
         #[arg(long)]
         json: bool,
@@ -247,7 +256,7 @@ pub enum BenchCommand {
         /// The load generator: `wrk` (Debian's package; measures the
         /// server) or `builtin` (reqwest in this process, sharing the cores).
         #[arg(long, value_enum, default_value = "wrk")]
-        client: crate::bench::api::LoadClient,
+        client: crate::bench::wrk::LoadClient,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
@@ -366,6 +375,8 @@ pub async fn run(cli: Cli) -> Result<()> {
             merchants,
             queries,
             concurrency,
+            client,
+            seconds,
             json,
             no_redis,
             no_http,
@@ -378,6 +389,8 @@ pub async fn run(cli: Cli) -> Result<()> {
                 merchants,
                 queries,
                 concurrency,
+                client,
+                seconds,
                 json,
                 redis: !no_redis,
                 http: !no_http,

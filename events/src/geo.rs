@@ -5,6 +5,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ValueError;
 
+/// The mean Earth radius (IUGG) that distances are measured on, in metres.
+pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
 /// A WGS84 point: latitude in [-90, 90], longitude in [-180, 180], finite.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct LatLng {
@@ -32,9 +35,9 @@ impl LatLng {
         Ok(Self { lat, lng })
     }
 
-    /// Great-circle distance in metres (haversine, mean Earth radius).
+    /// Great-circle distance in metres (haversine on a sphere of
+    /// [`EARTH_RADIUS_M`]).
     pub fn distance_m(&self, other: &LatLng) -> f64 {
-        const EARTH_RADIUS_M: f64 = 6_371_008.8;
         let (p1, p2) = (self.lat.to_radians(), other.lat.to_radians());
         let dp = p2 - p1;
         let dl = (other.lng - self.lng).to_radians();

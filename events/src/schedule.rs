@@ -89,15 +89,97 @@ pub enum Weekday {
 }
 
 impl Weekday {
-    fn from_chrono(d: chrono::Weekday) -> Self {
-        match d {
-            chrono::Weekday::Mon => Weekday::Mon,
-            chrono::Weekday::Tue => Weekday::Tue,
-            chrono::Weekday::Wed => Weekday::Wed,
-            chrono::Weekday::Thu => Weekday::Thu,
-            chrono::Weekday::Fri => Weekday::Fri,
-            chrono::Weekday::Sat => Weekday::Sat,
-            chrono::Weekday::Sun => Weekday::Sun,
+    /// The weekday `index` days after Monday (0..7).
+    fn from_index(index: u16) -> Self {
+        use Weekday::*;
+        [Mon, Tue, Wed, Thu, Fri, Sat, Sun][usize::from(index % 7)]
+    }
+}
+
+/// Minutes in a week.
+const WEEK_MINUTES: u16 = 7 * 1440;
+
+/// A minute of the week, Monday 00:00 = 0, in some fixed offset from UTC;
+/// seconds dropped. Shifting it by an offset is the same as shifting the
+/// instant and reading its weekday and minute again, without a calendar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct WeekMinute(u16);
+
+impl WeekMinute {
+    /// The UTC minute of the week of `at`.
+    pub fn of(at: DateTime<Utc>) -> Self {
+        let day = at.weekday().num_days_from_monday() as u16;
+        WeekMinute(day * 1440 + (at.hour() * 60 + at.minute()) as u16)
+    }
+
+    /// The same instant in a zone `minutes` ahead (negative: behind).
+    pub fn shifted(self, minutes: i16) -> Self {
+        let week = i32::from(WEEK_MINUTES);
+        WeekMinute((i32::from(self.0) + i32::from(minutes)).rem_euclid(week) as u16)
+    }
+
+    /// The hour of the week it falls in (0..168).
+    fn hour(self) -> usize {
+        usize::from(self.0 / 60)
+    }
+}
+
+/// Opening hours summarised per hour of the (local) week: which hours are
+/// open throughout, and which are open at some minute. Most checks end on
+/// one bit; only an hour in which the merchant opens or closes needs the
+/// intervals. A search tests many candidates per query and keeps this next
+/// to each merchant rather than reading its intervals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct OpeningMask {
+    /// Bit `h`: open at every minute of hour `h` (by one interval).
+    throughout: [u64; 3],
+    /// Bit `h`: open at some minute of hour `h`.
+    some: [u64; 3],
+}
+
+impl OpeningMask {
+    /// The summary of `hours`; [`OpeningMask::is_open_in`] with it answers as
+    /// [`OpeningHours::is_open_in`] does.
+    pub fn of(hours: &OpeningHours) -> Self {
+        let mut mask = OpeningMask::default();
+        for i in &hours.intervals {
+            let day = i.day as u16;
+            // Exactly the two clauses of `is_open_in`, as minute ranges of
+            // one day each: the opening day, and the next one's early hours.
+            let today = (i.open.min(1440), i.close.min(1440));
+            let next = (0, i.close.saturating_sub(1440).min(1440));
+            mask.mark(day, today);
+            mask.mark((day + 1) % 7, next);
+        }
+        mask
+    }
+
+    /// Marks the minutes [from, to) of `day`.
+    fn mark(&mut self, day: u16, (from, to): (u16, u16)) {
+        if from >= to {
+            return;
+        }
+        let (start, end) = (usize::from(day * 1440 + from), usize::from(day * 1440 + to));
+        for hour in start / 60..end.div_ceil(60) {
+            let bit = 1u64 << (hour % 64);
+            self.some[hour / 64] |= bit;
+            if start <= hour * 60 && hour * 60 + 60 <= end {
+                self.throughout[hour / 64] |= bit;
+            }
+        }
+    }
+
+    /// Whether `hours` (the ones summarised) are open at minute `local` of
+    /// their week.
+    pub fn is_open_in(&self, local: WeekMinute, hours: &OpeningHours) -> bool {
+        let hour = local.hour();
+        let bit = 1u64 << (hour % 64);
+        if self.throughout[hour / 64] & bit != 0 {
+            true
+        } else if self.some[hour / 64] & bit == 0 {
+            false
+        } else {
+            hours.is_open_in(local)
         }
     }
 }
@@ -159,10 +241,14 @@ impl OpeningHours {
     /// Whether the merchant is open at `at`, including intervals that began
     /// the day before and run past midnight.
     pub fn is_open_at(&self, at: DateTime<Utc>) -> bool {
-        let local = at + Duration::minutes(i64::from(self.utc_offset_minutes));
-        let minute = (local.hour() * 60 + local.minute()) as u16;
-        let today = Weekday::from_chrono(local.weekday());
-        let yesterday = Weekday::from_chrono(local.weekday().pred());
+        self.is_open_in(WeekMinute::of(at).shifted(self.utc_offset_minutes))
+    }
+
+    /// Whether the merchant is open at minute `local` of its own week.
+    pub fn is_open_in(&self, local: WeekMinute) -> bool {
+        let (day, minute) = (local.0 / 1440, local.0 % 1440);
+        let today = Weekday::from_index(day);
+        let yesterday = Weekday::from_index((day + 6) % 7);
         self.intervals.iter().any(|i| {
             (i.day == today && i.open <= minute && minute < i.close)
                 || (i.day == yesterday && i.close > 1440 && minute + 1440 < i.close)
@@ -195,6 +281,7 @@ pub fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn slot_start_must_be_on_the_grid() {
@@ -240,5 +327,58 @@ mod tests {
         assert!(OpeningHours::daily(0, 600, 600).validate().is_err());
         assert!(OpeningHours::daily(900, 600, 700).validate().is_err());
         assert!(OpeningHours::daily(-300, 600, 1500).validate().is_ok());
+    }
+
+    /// The calendar reading of "open at", as it was before week minutes:
+    /// shift the instant, read its weekday and minute.
+    fn open_by_calendar(hours: &OpeningHours, at: DateTime<Utc>) -> bool {
+        let local = at + Duration::minutes(i64::from(hours.utc_offset_minutes));
+        let minute = (local.hour() * 60 + local.minute()) as u16;
+        let today = local.weekday().num_days_from_monday() as u16;
+        let (today, yesterday) = (Weekday::from_index(today), Weekday::from_index(today + 6));
+        hours.intervals.iter().any(|i| {
+            (i.day == today && i.open <= minute && minute < i.close)
+                || (i.day == yesterday && i.close > 1440 && minute + 1440 < i.close)
+        })
+    }
+
+    fn any_hours() -> impl Strategy<Value = OpeningHours> {
+        // Out-of-range intervals and offsets too: the read side folds
+        // whatever the log holds.
+        let interval =
+            (0u16..7, 0u16..1600, 0u16..3100).prop_map(|(d, open, close)| OpeningInterval {
+                day: Weekday::from_index(d),
+                open,
+                close,
+            });
+        (-900i16..=900, proptest::collection::vec(interval, 0..6)).prop_map(
+            |(utc_offset_minutes, intervals)| OpeningHours {
+                utc_offset_minutes,
+                intervals,
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn week_minutes_and_the_mask_answer_as_the_calendar_does(
+            hours in any_hours(),
+            seconds in 1_700_000_000i64..1_900_000_000,
+        ) {
+            let at = DateTime::from_timestamp(seconds, 0).unwrap();
+            let expected = open_by_calendar(&hours, at);
+            prop_assert_eq!(hours.is_open_at(at), expected);
+            let local = WeekMinute::of(at).shifted(hours.utc_offset_minutes);
+            prop_assert_eq!(OpeningMask::of(&hours).is_open_in(local, &hours), expected);
+        }
+
+        #[test]
+        fn every_minute_of_a_week_agrees_with_the_mask(hours in any_hours()) {
+            let mask = OpeningMask::of(&hours);
+            for minute in 0..WEEK_MINUTES {
+                let local = WeekMinute(minute);
+                prop_assert_eq!(mask.is_open_in(local, &hours), hours.is_open_in(local), "minute {}", minute);
+            }
+        }
     }
 }

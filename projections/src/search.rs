@@ -16,25 +16,31 @@
 //! passes the K-th best distance found, no later merchant can enter the
 //! top K and the walk stops. A query never looks beyond the merchants that
 //! may serve P, and among those it pays for the nearest few, not for the
-//! whole radius. Every candidate is then tested exactly (haversine radius
-//! or point-in-polygon, opening hours, pause, free seats), so covers only
-//! need to be supersets.
+//! whole radius. Each entry also carries the merchant's location as an
+//! `f32` unit vector: a chord on it is a lower bound of the distance from P
+//! that costs no trigonometry and no read of the merchant, so in a dense
+//! cell the many candidates that cannot beat the K-th best are passed over
+//! on the entry alone. The rest are tested exactly (haversine radius or
+//! point-in-polygon, opening hours, pause, free seats), so covers only need
+//! to be supersets.
 //!
 //! # Resolution 7
 //!
 //! [`SEARCH_RESOLUTION`] is 7: cells of about 5.2 km², 1.4 km edge.
 //!
-//! - *Memory and folding* decide it. A merchant costs one 8-byte entry per
-//!   cell its area touches: a 6 km disk touches ~25 cells at resolution 7,
+//! - *Memory and folding* decide it. A merchant costs one entry (20 bytes:
+//!   key, slot, location) per cell its area touches: a 6 km disk touches ~25 cells at resolution 7,
 //!   ~125 at 8 and ~800 at 9. On the 100k-merchant benchmark city (radii
 //!   1.5–8 km, a tenth polygons) that is 2.4M entries at 7 against 12.3M at
 //!   8; the fold runs 3.5–5 times faster (90–130k against 26k registrations/s)
-//!   and the index with its profiles takes ~100 MB of RSS against ~210 MB.
-//!   Resolution 9 would not fit 512 MB with the profiles.
+//!   and the index with its profiles took ~100 MB of RSS against ~210 MB with
+//!   8-byte entries (~140 MB at 7 now). Resolution 9 would not fit 512 MB
+//!   with the profiles.
 //! - *Query*: the walk reads every merchant nearer to the cell's centre
 //!   than the K-th result plus |P, centre| (≤ ~1.5 km here), so a coarser
 //!   cell reads more candidates: p50 35 µs and p99 0.24 ms at 7 against 29 µs
-//!   and 0.15 ms at 8 for "nearest 20 within 3 km" in that city — both far
+//!   and 0.15 ms at 8 for "nearest 20 within 3 km" in that city, before the
+//!   entries carried locations (p50 32 µs, p99 0.12 ms at 7 since) — far
 //!   inside the 1 ms budget, so the cheaper fold wins. Resolution 6 (3.7 km
 //!   edge) would read thousands of candidates per query in the dense centre.
 //!
@@ -57,6 +63,7 @@ pub use query::{SearchQuery, SlotWindow, MAX_QUERY_DISTANCE_M, MAX_RESULTS, MAX_
 
 use chrono::DateTime;
 use h3o::{CellIndex, Resolution};
+use o2ohub_events::schedule::OpeningMask;
 use o2ohub_events::{
     Category, Envelope, Event, MerchantEvent, MerchantId, MerchantProfile, Service, SlotEvent,
     SlotStart,
@@ -65,7 +72,7 @@ use std::cmp::Ordering;
 
 use crate::Projection;
 use area::{hasher, Cells, Map, Shape, SLACK_M};
-use bucket::{Bucket, Entry};
+use bucket::{Bucket, Entry, UnitVector};
 use ledger::{parse_slot_stream, Ledger};
 
 /// The H3 resolution service areas are covered at (see the module doc).
@@ -138,6 +145,8 @@ struct Listed {
     profile: MerchantProfile,
     /// The service area, ready for point tests.
     shape: Shape,
+    /// The opening hours per hour of the week, read before the intervals.
+    mask: OpeningMask,
     /// The ledger key of each of `profile.services`, in the same order.
     service_keys: Vec<u32>,
 }
@@ -257,15 +266,16 @@ impl MerchantSearch {
         };
         // A merchant `key` from the centre is at least `key - slack` from P.
         let slack = point.distance_m(&geom.center) + SLACK_M;
+        let from = UnitVector::of(&point);
         let mut top = Top::new(query);
         for entry in bucket.pending() {
-            self.consider(entry, query, &mut top);
+            self.consider(entry, &from, query, &mut top);
         }
         for entry in bucket.sorted() {
             if f64::from(entry.key_dm) / 10.0 - slack > top.bound() {
                 break;
             }
-            self.consider(entry, query, &mut top);
+            self.consider(entry, &from, query, &mut top);
         }
         top.hits
     }
@@ -339,7 +349,12 @@ impl MerchantSearch {
             .collect()
     }
 
-    fn consider(&self, entry: &Entry, query: &SearchQuery, top: &mut Top) {
+    fn consider(&self, entry: &Entry, from: &UnitVector, query: &SearchQuery, top: &mut Top) {
+        // Most candidates of a dense cell are too far to enter the top K:
+        // rule them out on the entry alone, before reading the merchant.
+        if entry.at.distance_floor_m(from) > top.bound() {
+            return;
+        }
         let m = &self.merchants[entry.merchant as usize];
         if let Some(hit) = self.evaluate(m, query, top.bound()) {
             top.offer(hit);
@@ -360,7 +375,9 @@ impl MerchantSearch {
         if distance_m > bound || !listed.shape.contains(&point, distance_m) {
             return None;
         }
-        if !profile.opening_hours.is_open_at(query.at()) {
+        let hours = &profile.opening_hours;
+        let local = query.at_week().shifted(hours.utc_offset_minutes);
+        if !listed.mask.is_open_in(local, hours) {
             return None;
         }
         if let Some(window) = query.window() {
@@ -431,12 +448,14 @@ impl MerchantSearch {
         self.merchants[pos as usize].listed = Some(Listed {
             profile: profile.clone(),
             shape,
+            mask: OpeningMask::of(&profile.opening_hours),
             service_keys,
         });
     }
 
     fn index(&mut self, pos: u32, profile: &MerchantProfile, shape: &Shape) {
         let buckets = &mut self.index[slot_of(profile.category)];
+        let at = UnitVector::of(&profile.location);
         for cell in self.cells.cover(&profile.location, shape) {
             let centre = self.cells.geom(cell).center;
             // Rounded down, so key / 10 stays a lower bound of the distance.
@@ -444,6 +463,7 @@ impl MerchantSearch {
             buckets.entry(cell).or_default().insert(Entry {
                 key_dm: key_dm.min(f64::from(u32::MAX)) as u32,
                 merchant: pos,
+                at,
             });
         }
     }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use o2ohub_events::{Category, LatLng, MerchantId, ValueError};
 use o2ohub_projections::search::{SearchQuery, SlotWindow};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 use warp::{Filter, Rejection, Reply};
 
@@ -33,6 +33,24 @@ pub struct SearchParams {
     pub from: Option<DateTime<Utc>>,
     /// … and at or before this.
     pub to: Option<DateTime<Utc>>,
+}
+
+/// One merchant found, as answered (borrowed from the read model while
+/// its lock is held; serialised straight to the body).
+#[derive(Serialize)]
+struct Found<'a> {
+    merchant_id: MerchantId,
+    name: Option<&'a str>,
+    location: Option<LatLng>,
+    distance_m: f64,
+    rating_tenths: u8,
+    load: u32,
+}
+
+/// The answer of `GET /v1/merchants/search`.
+#[derive(Serialize)]
+struct Searched<'a> {
+    merchants: Vec<Found<'a>>,
 }
 
 /// Query of `GET /v1/merchants/{id}/slots`.
@@ -95,17 +113,17 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
                 .into_iter()
                 .map(|hit| {
                     let listing = model.model.merchant(hit.merchant_id);
-                    json!({
-                        "merchant_id": hit.merchant_id,
-                        "name": listing.as_ref().map(|l| l.profile.name.as_str()),
-                        "location": listing.as_ref().map(|l| l.profile.location),
-                        "distance_m": hit.distance_m.round(),
-                        "rating_tenths": hit.rating_tenths,
-                        "load": hit.load,
-                    })
+                    Found {
+                        merchant_id: hit.merchant_id,
+                        name: listing.as_ref().map(|l| l.profile.name.as_str()),
+                        location: listing.as_ref().map(|l| l.profile.location),
+                        distance_m: hit.distance_m.round(),
+                        rating_tenths: hit.rating_tenths,
+                        load: hit.load,
+                    }
                 })
                 .collect();
-            Ok::<_, Rejection>(warp::reply::json(&json!({ "merchants": merchants })))
+            Ok::<_, Rejection>(warp::reply::json(&Searched { merchants }))
         });
     let slots = warp::path!("v1" / "merchants" / MerchantId / "slots")
         .and(warp::get())

@@ -21,6 +21,7 @@ use std::time::Instant;
 
 use super::latency::Latencies;
 use super::served::Served;
+use super::wrk::LoadClient;
 use o2ohub_events::Role;
 
 /// Options of one run.
@@ -38,18 +39,9 @@ pub struct ApiBench {
     pub merchants: usize,
     /// One JSON object instead of a table.
     pub json: bool,
-    /// What sends the measured bookings.
+    /// What sends the measured bookings (the warm-up always uses the
+    /// built-in client).
     pub client: LoadClient,
-}
-
-/// The load generator of the measured run (the warm-up always uses the
-/// built-in client).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LoadClient {
-    /// `wrk` from Debian's package, a separate C process: the server's cost.
-    Wrk,
-    /// reqwest tasks in this process: a Rust client's view, sharing the cores.
-    Builtin,
 }
 
 /// Consumers the bookings come from (one token each).

@@ -30,6 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::latency::Latencies;
+use super::wrk::LoadClient;
 
 /// Options of one run.
 #[derive(Debug, Clone)]
@@ -38,8 +39,13 @@ pub struct GeoBench {
     pub merchants: usize,
     /// Queries per target.
     pub queries: usize,
-    /// Concurrent Redis clients (each on its own connection).
+    /// Concurrent clients of the HTTP and Redis targets (each on its own
+    /// connection).
     pub concurrency: usize,
+    /// The HTTP target's load generator.
+    pub client: LoadClient,
+    /// Seconds of the HTTP target with wrk (it cycles through the queries).
+    pub seconds: u64,
     /// One JSON object per measurement instead of a table.
     pub json: bool,
     /// Also measure Redis (needs `/usr/bin/redis-server`).
@@ -56,6 +62,8 @@ impl Default for GeoBench {
             merchants: 100_000,
             queries: 100_000,
             concurrency: 64,
+            client: LoadClient::Wrk,
+            seconds: 10,
             json: false,
             redis: true,
             http: true,
@@ -519,6 +527,79 @@ async fn measure_http(
     })
 }
 
+/// Measures the HTTP search endpoint of `served` with wrk: `concurrency`
+/// connections for `seconds`, cycling through `queries` in order (thread
+/// `t` of `n` sends queries `t`, `t + n`, …); every answer must be 200, and
+/// the mean of results is taken from a sample of the answers.
+fn measure_http_wrk(
+    served: &Served,
+    queries: &[SearchQuery],
+    concurrency: usize,
+    seconds: u64,
+) -> Result<Measurement> {
+    let paths = std::env::temp_dir().join(format!(
+        "o2ohub-geo-queries-{}-{}.txt",
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    ));
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(&paths)
+            .with_context(|| format!("cannot write {}", paths.display()))?,
+    );
+    for q in queries {
+        writeln!(file, "{}", search_url("", q))?;
+    }
+    file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+    let threads = 2.min(concurrency);
+    let script = format!(
+        r#"
+local paths = {{}}
+for line in io.lines("{file}") do paths[#paths + 1] = line end
+local threads = {threads}
+local headers = {{["Authorization"] = "Bearer {token}"}}
+local sent = 0
+function request()
+  local i = (sent * threads + tid) % #paths
+  sent = sent + 1
+  return wrk.format("GET", paths[i + 1], headers)
+end
+local answers = 0
+function count(body)
+  answers = answers + 1
+  if answers % {RESULT_SAMPLE} ~= 0 then return 0 end
+  local hits, at = 0, 1
+  while true do
+    at = string.find(body, '"merchant_id"', at, true)
+    if not at then return hits end
+    hits, at = hits + 1, at + 13
+  end
+end
+"#,
+        file = paths.display(),
+        token = served.token,
+    );
+    let run = super::wrk::run(served.base(), &script, seconds, concurrency, threads, 200);
+    let _ = std::fs::remove_file(&paths);
+    let run = run?;
+    if run.failed > 0 {
+        bail!("{} of the HTTP searches did not answer 200", run.failed);
+    }
+    Ok(Measurement {
+        target: "http",
+        clients: concurrency,
+        queries: run.ok as usize,
+        seconds: run.seconds,
+        queries_per_sec: run.ok as f64 / run.seconds.max(1e-9),
+        p50_ms: run.p50_ms,
+        p99_ms: run.p99_ms,
+        mean_results: (run.counted * RESULT_SAMPLE) as f64 / run.ok.max(1) as f64,
+    })
+}
+
+/// wrk counts the merchants in one answer of this many (reading every body
+/// in Lua took a quarter of the machine).
+const RESULT_SAMPLE: u64 = 16;
+
 // ---------------------------------------------------------------------------
 // Redis: a private redis-server and a minimal RESP client (the few commands
 // used here need no more; the root crate stays free of a client library).
@@ -962,12 +1043,23 @@ pub async fn run(opts: GeoBench) -> Result<()> {
     if opts.http {
         eprintln!("starting `o2ohub serve` on a store holding the city…");
         let served = Served::start(&city).await?;
-        eprintln!(
-            "{} HTTP queries from {} clients…",
-            queries.len(),
-            opts.concurrency
-        );
-        let measured = measure_http(&served, &queries, opts.concurrency).await;
+        let measured = match opts.client {
+            LoadClient::Wrk => {
+                eprintln!(
+                    "HTTP queries for {} s from {} connections (wrk)…",
+                    opts.seconds, opts.concurrency
+                );
+                measure_http_wrk(&served, &queries, opts.concurrency, opts.seconds)
+            }
+            LoadClient::Builtin => {
+                eprintln!(
+                    "{} HTTP queries from {} clients…",
+                    queries.len(),
+                    opts.concurrency
+                );
+                measure_http(&served, &queries, opts.concurrency).await
+            }
+        };
         served.stop();
         let m = measured?;
         print_measurement(&mut out, opts.json, &m)?;

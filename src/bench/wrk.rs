@@ -2,14 +2,24 @@
 //! client on epoll that costs the shared cores far less per request than a
 //! Rust client in the bench's own process, so what is measured is the
 //! server. The bench gives a Lua body that defines `request()` (and may use
-//! the `tid` global, the wrk thread's number); this module adds the
-//! bookkeeping — it counts answers other than the expected status — runs wrk
-//! for a fixed time and reads the JSON line its `done()` prints. (wrk runs
-//! for its whole `--duration`; a thread cannot end the run early.)
+//! the `tid` global, the wrk thread's number, and define `count(body)`, a
+//! number summed over the answers); this module adds the bookkeeping — it
+//! counts answers other than the expected status — runs wrk for a fixed
+//! time and reads the JSON line its `done()` prints. (wrk runs for its
+//! whole `--duration`; a thread cannot end the run early.)
 
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::process::Command;
+
+/// The load generator of a measured HTTP run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LoadClient {
+    /// `wrk` from Debian's package, a separate C process: the server's cost.
+    Wrk,
+    /// reqwest tasks in this process: a Rust client's view, sharing the cores.
+    Builtin,
+}
 
 /// What one wrk run measured.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +34,8 @@ pub struct WrkRun {
     pub p50_ms: f64,
     /// 99th percentile latency, ms.
     pub p99_ms: f64,
+    /// The sum of the script's `count(body)` over the answers (0 without one).
+    pub counted: u64,
 }
 
 /// The bookkeeping around a bench's `request()`: per-thread ids, answers
@@ -37,17 +49,22 @@ function setup(thread)
   table.insert(threads, thread)
 end
 unexpected = 0
+counted = 0
 function response(status, headers, body)
   if status ~= expected_status then unexpected = unexpected + 1 end
+  if count then counted = counted + count(body) end
 end
 function done(summary, latency, requests)
-  local bad = 0
-  for _, t in ipairs(threads) do bad = bad + t:get("unexpected") end
+  local bad, sum = 0, 0
+  for _, t in ipairs(threads) do
+    bad = bad + t:get("unexpected")
+    sum = sum + t:get("counted")
+  end
   local e = summary.errors
   io.write(string.format(
-    '{"requests":%d,"unexpected":%d,"socket_errors":%d,"micros":%d,"p50_us":%d,"p99_us":%d}\n',
+    '{"requests":%d,"unexpected":%d,"socket_errors":%d,"micros":%d,"p50_us":%d,"p99_us":%d,"counted":%d}\n',
     summary.requests, bad, e.connect + e.read + e.write + e.timeout,
-    summary.duration, latency:percentile(50), latency:percentile(99)))
+    summary.duration, latency:percentile(50), latency:percentile(99), sum))
 end
 "#;
 
@@ -130,6 +147,7 @@ fn parse_summary(line: &str) -> Result<WrkRun> {
         seconds: int("micros") as f64 / 1e6,
         p50_ms: int("p50_us") as f64 / 1000.0,
         p99_ms: int("p99_us") as f64 / 1000.0,
+        counted: int("counted"),
     })
 }
 
@@ -140,7 +158,7 @@ mod tests {
     #[test]
     fn the_summary_line_reads_into_a_run() {
         let run = parse_summary(
-            r#"{"requests":1000,"unexpected":3,"socket_errors":2,"micros":500000,"p50_us":1500,"p99_us":9000}"#,
+            r#"{"requests":1000,"unexpected":3,"socket_errors":2,"micros":500000,"p50_us":1500,"p99_us":9000,"counted":40}"#,
         )
         .unwrap();
         assert_eq!(
@@ -150,7 +168,8 @@ mod tests {
                 failed: 5,
                 seconds: 0.5,
                 p50_ms: 1.5,
-                p99_ms: 9.0
+                p99_ms: 9.0,
+                counted: 40
             }
         );
         assert!(parse_summary("not json").is_err());

@@ -9,7 +9,7 @@ use ahash::RandomState;
 use geo::{Area as _, BoundingRect as _, Intersects as _, Validation as _};
 use h3o::geom::{ContainmentMode, TilerBuilder};
 use h3o::{CellIndex, Resolution};
-use o2ohub_events::geo::MAX_SERVICE_RADIUS_M;
+use o2ohub_events::geo::{EARTH_RADIUS_M, MAX_SERVICE_RADIUS_M};
 use o2ohub_events::{LatLng, ServiceArea};
 use std::collections::{HashMap, HashSet, VecDeque};
 
@@ -56,7 +56,7 @@ pub(crate) struct PolygonArea {
 }
 
 /// Metres per degree of latitude on the mean sphere `LatLng::distance_m` uses.
-const M_PER_DEG: f64 = 6_371_008.8 * std::f64::consts::PI / 180.0;
+const M_PER_DEG: f64 = EARTH_RADIUS_M * std::f64::consts::PI / 180.0;
 
 impl PolygonArea {
     /// Whether some point of the polygon lies within `reach_m` of `at`.

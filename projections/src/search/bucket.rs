@@ -1,8 +1,15 @@
 //! One index cell's merchants, kept in order of distance from the cell's
-//! centre so a query can walk them nearest-first and stop early.
+//! centre so a query can walk them nearest-first and stop early; each
+//! entry carries its merchant's location, so most candidates are ruled out
+//! without reading the merchant.
 
-/// A merchant in a cell's bucket.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+use o2ohub_events::geo::EARTH_RADIUS_M;
+use o2ohub_events::LatLng;
+use std::cmp::Ordering;
+
+/// A merchant in a cell's bucket. Ordered (and equal) by `key_dm`, then
+/// `merchant`; `at` follows the merchant.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Entry {
     /// Distance from the cell's centre to the merchant's location, in
     /// decimetres rounded down, so `key / 10` never exceeds the true distance
@@ -10,6 +17,63 @@ pub(crate) struct Entry {
     pub key_dm: u32,
     /// The merchant's slot in `MerchantSearch::merchants`.
     pub merchant: u32,
+    /// The merchant's location.
+    pub at: UnitVector,
+}
+
+impl PartialEq for Entry {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Entry {}
+
+impl PartialOrd for Entry {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Entry {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.key_dm, self.merchant).cmp(&(other.key_dm, other.merchant))
+    }
+}
+
+/// A point as a unit vector from the Earth's centre, in `f32`: twelve bytes
+/// that give a lower bound of the great-circle distance with a subtraction,
+/// three products and a square root — no trigonometry and no trip to the
+/// merchant's profile.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct UnitVector([f32; 3]);
+
+/// What `f32` rounding may take off a chord, in metres: each coordinate is
+/// within 2⁻²⁴ of its true value, so the chord within 2·√3·2⁻²⁴ of the unit
+/// sphere, about 1.3 m on the Earth.
+const ROUNDING_M: f64 = 2.0;
+
+impl UnitVector {
+    /// The point's unit vector.
+    pub fn of(point: &LatLng) -> Self {
+        let (lat, lng) = (point.lat.to_radians(), point.lng.to_radians());
+        UnitVector([
+            (lat.cos() * lng.cos()) as f32,
+            (lat.cos() * lng.sin()) as f32,
+            lat.sin() as f32,
+        ])
+    }
+
+    /// A distance in metres that the great-circle distance between the two
+    /// points (`LatLng::distance_m`) is never below. The chord `c` of the
+    /// unit sphere and the arc `2·asin(c/2)` satisfy `arc ≥ c`, and haversine
+    /// computes exactly that arc, so `R·c` less the rounding is a bound.
+    pub fn distance_floor_m(&self, other: &UnitVector) -> f64 {
+        let [a, b, c] = self.0;
+        let [x, y, z] = other.0;
+        let (dx, dy, dz) = (a - x, b - y, c - z);
+        f64::from((dx * dx + dy * dy + dz * dz).sqrt()) * EARTH_RADIUS_M - ROUNDING_M
+    }
 }
 
 /// Inserts land in an unsorted tail that is merged into the sorted run once
@@ -104,6 +168,7 @@ mod tests {
             let e = Entry {
                 key_dm: (i * 7919) % 1000,
                 merchant: i,
+                at: UnitVector::of(&LatLng::parse(31.2, 121.4).unwrap()),
             };
             b.insert(e);
             all.push(e);
@@ -121,5 +186,37 @@ mod tests {
             b.remove(i);
         }
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn the_distance_floor_never_exceeds_the_great_circle_distance() {
+        // Near, far, across the antimeridian, at the poles, on the spot.
+        let points = [
+            (31.2304, 121.4737),
+            (31.2305, 121.4738),
+            (31.2404, 121.4937),
+            (31.5, 121.9),
+            (-33.87, 151.21),
+            (0.0, 179.9999),
+            (0.0, -179.9999),
+            (89.9999, 10.0),
+            (-89.9, -170.0),
+            (59.33, 18.07),
+        ];
+        for &(a_lat, a_lng) in &points {
+            for &(b_lat, b_lng) in &points {
+                let (a, b) = (
+                    LatLng::parse(a_lat, a_lng).unwrap(),
+                    LatLng::parse(b_lat, b_lng).unwrap(),
+                );
+                let exact = a.distance_m(&b);
+                let floor = UnitVector::of(&a).distance_floor_m(&UnitVector::of(&b));
+                assert!(floor <= exact, "{a:?} → {b:?}: floor {floor} > {exact}");
+                // Tight where the index uses it: within a few metres up to 10 km.
+                if exact < 10_000.0 {
+                    assert!(exact - floor < 5.0, "{a:?} → {b:?}: {floor} vs {exact}");
+                }
+            }
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! nothing unbounded ever reaches the index.
 
 use chrono::{DateTime, Duration, Utc};
-use o2ohub_events::schedule::SLOT_GRID_MINUTES;
+use o2ohub_events::schedule::{WeekMinute, SLOT_GRID_MINUTES};
 use o2ohub_events::{Category, LatLng, SlotStart, ValueError};
 
 /// Most results one query may ask for.
@@ -84,6 +84,8 @@ pub struct SearchQuery {
     point: LatLng,
     /// When the merchant must be open.
     at: DateTime<Utc>,
+    /// `at` as a UTC minute of the week, read once for every candidate.
+    at_week: WeekMinute,
     /// How many results, 1..=100.
     k: usize,
     /// Only merchants at most this far from `point` (metres).
@@ -118,6 +120,7 @@ impl SearchQuery {
             category,
             point,
             at,
+            at_week: WeekMinute::of(at),
             k,
             max_distance_m,
             window,
@@ -137,6 +140,11 @@ impl SearchQuery {
     /// When the merchant must be open.
     pub fn at(&self) -> DateTime<Utc> {
         self.at
+    }
+
+    /// `at` as a UTC minute of the week.
+    pub fn at_week(&self) -> WeekMinute {
+        self.at_week
     }
 
     /// How many results at most.
