@@ -537,15 +537,8 @@ fn measure_http_wrk(
     concurrency: usize,
     seconds: u64,
 ) -> Result<Measurement> {
-    let paths = std::env::temp_dir().join(format!(
-        "o2ohub-geo-queries-{}-{}.txt",
-        std::process::id(),
-        uuid::Uuid::now_v7().simple()
-    ));
-    let mut file = std::io::BufWriter::new(
-        std::fs::File::create(&paths)
-            .with_context(|| format!("cannot write {}", paths.display()))?,
-    );
+    let (paths, file) = super::wrk::scratch_file("geo-queries", "txt")?;
+    let mut file = std::io::BufWriter::new(file);
     for q in queries {
         writeln!(file, "{}", search_url("", q))?;
     }

@@ -80,7 +80,7 @@ pub fn run(
     expected_status: u16,
 ) -> Result<WrkRun> {
     let threads = threads.clamp(1, connections.max(1));
-    let mut file = script_file()?;
+    let mut file = scratch_file("wrk", "lua")?;
     writeln!(
         file.1,
         "expected_status = {expected_status}\n{script}\n{FRAME}"
@@ -122,10 +122,11 @@ pub fn run(
     parse_summary(line)
 }
 
-/// A private scratch file for the script.
-fn script_file() -> Result<(std::path::PathBuf, std::fs::File)> {
+/// A private scratch file `o2ohub-<stem>-<pid>-<uuid>.<extension>` in the
+/// temporary directory, for wrk's script and the data it reads.
+pub fn scratch_file(stem: &str, extension: &str) -> Result<(std::path::PathBuf, std::fs::File)> {
     let path = std::env::temp_dir().join(format!(
-        "o2ohub-wrk-{}-{}.lua",
+        "o2ohub-{stem}-{}-{}.{extension}",
         std::process::id(),
         uuid::Uuid::now_v7().simple()
     ));

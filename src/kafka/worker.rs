@@ -230,7 +230,7 @@ pub async fn run(
                     dirty = true;
                 }
                 if dirty && saving.is_none() {
-                    saving = Some(start_save(&consumer, &snapshot, &sequencer, &mut set_aside, &path));
+                    saving = Some(start_save(&consumer, snapshot.clone(), &sequencer, &mut set_aside, &path));
                     dirty = false;
                 }
                 forget_revoked(&consumer, &mut sequencer, &mut owned);
@@ -246,9 +246,11 @@ pub async fn run(
         }
     }
     finish_save(&mut saving).await?;
+    let poison = snapshot.poison;
+    // Consuming is over: the last save needs no copy.
     joined(start_save(
         &consumer,
-        &snapshot,
+        snapshot,
         &sequencer,
         &mut set_aside,
         &path,
@@ -258,7 +260,7 @@ pub async fn run(
     Ok(WorkerReport {
         applied: applied.events,
         duplicates: applied.duplicates,
-        poison: snapshot.poison,
+        poison,
     })
 }
 
@@ -292,19 +294,18 @@ enum Commit {
     Failed,
 }
 
-/// Starts saving a copy of the snapshot and then committing the offsets it
-/// covers, off the loop: serialising and syncing the models takes tens of
-/// milliseconds once they hold a city (measured as the p99 of command →
-/// read model), and copying them takes a fraction of that. The loop goes on
-/// applying meanwhile; only one save runs at a time.
+/// Starts saving `snapshot` (a copy, while the loop runs) and then
+/// committing the offsets it covers, off the loop: serialising and syncing
+/// the models takes tens of milliseconds once they hold a city (measured as
+/// the p99 of command → read model), and copying them takes a fraction of
+/// that. The loop goes on applying meanwhile; only one save runs at a time.
 fn start_save(
     consumer: &Arc<WorkerConsumer>,
-    snapshot: &WorkerSnapshot,
+    mut copy: WorkerSnapshot,
     sequencer: &Sequencer,
     set_aside: &mut Vec<SetAside>,
     path: &std::path::Path,
 ) -> Saving {
-    let mut copy = snapshot.clone();
     copy.applied = sequencer.applied().clone();
     let commit_points = sequencer.commit_points();
     let set_aside = std::mem::take(set_aside);
