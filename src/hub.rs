@@ -131,12 +131,23 @@ impl ReadModels {
         fn pos<P>(m: &Shared<P>) -> Position {
             m.read().unwrap_or_else(|p| p.into_inner()).position
         }
+        // Destructured, so that a read model added to the hub cannot be left
+        // out of readiness.
+        let ReadModels {
+            consumers,
+            stores,
+            riders,
+            supply,
+            analytics,
+            search,
+        } = self;
         [
-            pos(&self.consumers),
-            pos(&self.stores),
-            pos(&self.riders),
-            pos(&self.supply),
-            pos(&self.analytics),
+            pos(consumers),
+            pos(stores),
+            pos(riders),
+            pos(supply),
+            pos(analytics),
+            pos(search),
         ]
         .into_iter()
         .min()
@@ -317,6 +328,30 @@ impl Hub {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_read_position_is_that_of_the_model_furthest_behind() {
+        fn at<P: Projection>(model: P, position: Position) -> Shared<P> {
+            let mut c = o2ohub_projections::Checkpointed::new(model);
+            c.position = position;
+            Arc::new(RwLock::new(c))
+        }
+        let models = |search: Position| ReadModels {
+            consumers: at(ConsumerActivity::default(), 9),
+            stores: at(StoreDays::default(), 9),
+            riders: at(RiderBoards::default(), 9),
+            supply: at(Supply::default(), 9),
+            analytics: at(Analytics::default(), 9),
+            search: at(MerchantSearch::new(), search),
+        };
+        assert_eq!(models(9).position(), 9);
+        // The merchant search folds slowest (a city's index): readiness
+        // must wait for it too.
+        assert_eq!(models(4).position(), 4);
+        let behind = models(9);
+        behind.consumers.write().unwrap().position = 2;
+        assert_eq!(behind.position(), 2);
+    }
 
     #[test]
     fn the_store_is_chosen_by_name_and_the_server_needs_a_url() {

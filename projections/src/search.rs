@@ -232,7 +232,10 @@ impl MerchantSearch {
 
     /// A merchant's profile and state.
     pub fn merchant(&self, id: MerchantId) -> Option<MerchantListing<'_>> {
-        let m = &self.merchants[*self.by_id.get(&id)? as usize];
+        Self::listing(&self.merchants[*self.by_id.get(&id)? as usize])
+    }
+
+    fn listing(m: &Merchant) -> Option<MerchantListing<'_>> {
         let listed = m.listed.as_ref()?;
         Some(MerchantListing {
             merchant_id: m.id,
@@ -254,20 +257,40 @@ impl MerchantSearch {
 
     /// The top `k` merchants for `query`, best first (see the module doc).
     pub fn search(&self, query: &SearchQuery) -> Vec<SearchHit> {
+        self.walk(query)
+            .hits
+            .into_iter()
+            .map(|(hit, _)| hit)
+            .collect()
+    }
+
+    /// [`MerchantSearch::search`] with each hit's listing, read from the
+    /// walk's own positions (an answer showing names and places needs no
+    /// second lookup by id).
+    pub fn search_listed(&self, query: &SearchQuery) -> Vec<(SearchHit, MerchantListing<'_>)> {
+        self.walk(query)
+            .hits
+            .into_iter()
+            .filter_map(|(hit, at)| Some((hit, Self::listing(&self.merchants[at as usize])?)))
+            .collect()
+    }
+
+    /// The index walk of a query (see the module doc).
+    fn walk(&self, query: &SearchQuery) -> Top {
+        let mut top = Top::new(query);
         let point = query.point();
         let Some(cell) = self.cells.cell_of(&point) else {
-            return Vec::new();
+            return top;
         };
         let (Some(bucket), Some(geom)) = (
             self.index[slot_of(query.category())].get(&cell),
             self.cells.get(cell),
         ) else {
-            return Vec::new();
+            return top;
         };
         // A merchant `key` from the centre is at least `key - slack` from P.
         let slack = point.distance_m(&geom.center) + SLACK_M;
         let from = UnitVector::of(&point);
-        let mut top = Top::new(query);
         for entry in bucket.pending() {
             self.consider(entry, &from, query, &mut top);
         }
@@ -277,7 +300,7 @@ impl MerchantSearch {
             }
             self.consider(entry, &from, query, &mut top);
         }
-        top.hits
+        top
     }
 
     /// How one merchant fares on `query`, K aside: its hit if it is of the
@@ -357,7 +380,7 @@ impl MerchantSearch {
         }
         let m = &self.merchants[entry.merchant as usize];
         if let Some(hit) = self.evaluate(m, query, top.bound()) {
-            top.offer(hit);
+            top.offer(hit, entry.merchant);
         }
     }
 
@@ -550,12 +573,12 @@ fn has_free_seat(m: &Merchant, listed: &Listed, window: &SlotWindow) -> bool {
     false
 }
 
-/// The best hits so far, kept sorted; K is at most 100, so a sorted vector
-/// beats a heap.
+/// The best hits so far, kept sorted, each with its merchant's position;
+/// K is at most 100, so a sorted vector beats a heap.
 struct Top {
     k: usize,
     max_distance_m: f64,
-    hits: Vec<SearchHit>,
+    hits: Vec<(SearchHit, u32)>,
 }
 
 impl Top {
@@ -571,24 +594,24 @@ impl Top {
     /// an equally distant merchant may outrank on rating).
     fn bound(&self) -> f64 {
         match self.hits.get(self.k - 1) {
-            Some(last) => last.distance_m.min(self.max_distance_m),
+            Some((last, _)) => last.distance_m.min(self.max_distance_m),
             None => self.max_distance_m,
         }
     }
 
-    fn offer(&mut self, hit: SearchHit) {
+    fn offer(&mut self, hit: SearchHit, merchant: u32) {
         if self.hits.len() == self.k
             && self
                 .hits
                 .last()
-                .is_some_and(|last| hit.rank(last) != Ordering::Less)
+                .is_some_and(|(last, _)| hit.rank(last) != Ordering::Less)
         {
             return;
         }
         let at = self
             .hits
-            .partition_point(|h| h.rank(&hit) == Ordering::Less);
-        self.hits.insert(at, hit);
+            .partition_point(|(h, _)| h.rank(&hit) == Ordering::Less);
+        self.hits.insert(at, (hit, merchant));
         self.hits.truncate(self.k);
     }
 }

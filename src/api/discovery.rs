@@ -40,8 +40,8 @@ pub struct SearchParams {
 #[derive(Serialize)]
 struct Found<'a> {
     merchant_id: MerchantId,
-    name: Option<&'a str>,
-    location: Option<LatLng>,
+    name: &'a str,
+    location: LatLng,
     distance_m: f64,
     rating_tenths: u8,
     load: u32,
@@ -109,18 +109,15 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
             let model = s.hub.read.search.read().unwrap_or_else(|e| e.into_inner());
             let merchants: Vec<_> = model
                 .model
-                .search(&query)
+                .search_listed(&query)
                 .into_iter()
-                .map(|hit| {
-                    let listing = model.model.merchant(hit.merchant_id);
-                    Found {
-                        merchant_id: hit.merchant_id,
-                        name: listing.as_ref().map(|l| l.profile.name.as_str()),
-                        location: listing.as_ref().map(|l| l.profile.location),
-                        distance_m: hit.distance_m.round(),
-                        rating_tenths: hit.rating_tenths,
-                        load: hit.load,
-                    }
+                .map(|(hit, listing)| Found {
+                    merchant_id: hit.merchant_id,
+                    name: listing.profile.name.as_str(),
+                    location: listing.profile.location,
+                    distance_m: hit.distance_m.round(),
+                    rating_tenths: hit.rating_tenths,
+                    load: hit.load,
                 })
                 .collect();
             Ok::<_, Rejection>(warp::reply::json(&Searched { merchants }))

@@ -200,7 +200,14 @@ end
         tokens = list(tokens),
         first = first_slot.timestamp(),
     );
-    let run = super::wrk::run(base, &script, seconds, concurrency, threads, 201)?;
+    let run = super::wrk::run(
+        base,
+        &script,
+        seconds,
+        concurrency,
+        threads,
+        super::wrk::Expect::Status(201),
+    )?;
     Ok(Measurement {
         commands: run.ok as usize,
         failed: run.failed as usize,

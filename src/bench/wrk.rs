@@ -2,11 +2,10 @@
 //! client on epoll that costs the shared cores far less per request than a
 //! Rust client in the bench's own process, so what is measured is the
 //! server. The bench gives a Lua body that defines `request()` (and may use
-//! the `tid` global, the wrk thread's number, and define `count(body)`, a
-//! number summed over the answers); this module adds the bookkeeping — it
-//! counts answers other than the expected status — runs wrk for a fixed
-//! time and reads the JSON line its `done()` prints. (wrk runs for its
-//! whole `--duration`; a thread cannot end the run early.)
+//! the `tid` global, the wrk thread's number); this module adds the
+//! bookkeeping — it counts answers other than the expected status — runs
+//! wrk for a fixed time and reads the JSON line its `done()` prints. (wrk
+//! runs for its whole `--duration`; a thread cannot end the run early.)
 
 use anyhow::{bail, Context, Result};
 use std::io::Write;
@@ -34,12 +33,23 @@ pub struct WrkRun {
     pub p50_ms: f64,
     /// 99th percentile latency, ms.
     pub p99_ms: f64,
-    /// The sum of the script's `count(body)` over the answers (0 without one).
-    pub counted: u64,
+}
+
+/// Which answers a run counts as served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Exactly this status, checked on every answer by a Lua `response()`
+    /// hook (wrk then hands each answer's headers and body to Lua).
+    Status(u16),
+    /// Any status below 400, as wrk counts by itself: no per-answer Lua,
+    /// for a bench whose server answers faster than the hook would run.
+    Success,
 }
 
 /// The bookkeeping around a bench's `request()`: per-thread ids, answers
-/// with another status counted, and the summary as one JSON line.
+/// with another status counted (by the hook when `expected_status` is set,
+/// else wrk's own count of statuses from 400 up), and the summary as one
+/// JSON line.
 const FRAME: &str = r#"
 local threads = {}
 local next_tid = 0
@@ -49,38 +59,42 @@ function setup(thread)
   table.insert(threads, thread)
 end
 unexpected = 0
-counted = 0
-function response(status, headers, body)
-  if status ~= expected_status then unexpected = unexpected + 1 end
-  if count then counted = counted + count(body) end
+if expected_status then
+  function response(status, headers, body)
+    if status ~= expected_status then unexpected = unexpected + 1 end
+  end
 end
 function done(summary, latency, requests)
-  local bad, sum = 0, 0
-  for _, t in ipairs(threads) do
-    bad = bad + t:get("unexpected")
-    sum = sum + t:get("counted")
-  end
   local e = summary.errors
+  local bad = e.status
+  if expected_status then
+    bad = 0
+    for _, t in ipairs(threads) do bad = bad + t:get("unexpected") end
+  end
   io.write(string.format(
-    '{"requests":%d,"unexpected":%d,"socket_errors":%d,"micros":%d,"p50_us":%d,"p99_us":%d,"counted":%d}\n',
+    '{"requests":%d,"unexpected":%d,"socket_errors":%d,"micros":%d,"p50_us":%d,"p99_us":%d}\n',
     summary.requests, bad, e.connect + e.read + e.write + e.timeout,
-    summary.duration, latency:percentile(50), latency:percentile(99), sum))
+    summary.duration, latency:percentile(50), latency:percentile(99)))
 end
 "#;
 
 /// Sends requests to `url` for `seconds` from `connections` connections on
 /// `threads` threads, each request made by the Lua `script` (which defines
-/// `request()`), expecting `expected_status` for every answer.
+/// `request()`), counting the answers `expect` does not accept as failed.
 pub fn run(
     url: &str,
     script: &str,
     seconds: u64,
     connections: usize,
     threads: usize,
-    expected_status: u16,
+    expect: Expect,
 ) -> Result<WrkRun> {
     let threads = threads.clamp(1, connections.max(1));
     let mut file = scratch_file("wrk", "lua")?;
+    let expected_status = match expect {
+        Expect::Status(status) => status.to_string(),
+        Expect::Success => "nil".to_owned(),
+    };
     writeln!(
         file.1,
         "expected_status = {expected_status}\n{script}\n{FRAME}"
@@ -148,7 +162,6 @@ fn parse_summary(line: &str) -> Result<WrkRun> {
         seconds: int("micros") as f64 / 1e6,
         p50_ms: int("p50_us") as f64 / 1000.0,
         p99_ms: int("p99_us") as f64 / 1000.0,
-        counted: int("counted"),
     })
 }
 
@@ -159,7 +172,7 @@ mod tests {
     #[test]
     fn the_summary_line_reads_into_a_run() {
         let run = parse_summary(
-            r#"{"requests":1000,"unexpected":3,"socket_errors":2,"micros":500000,"p50_us":1500,"p99_us":9000,"counted":40}"#,
+            r#"{"requests":1000,"unexpected":3,"socket_errors":2,"micros":500000,"p50_us":1500,"p99_us":9000}"#,
         )
         .unwrap();
         assert_eq!(
@@ -170,7 +183,6 @@ mod tests {
                 seconds: 0.5,
                 p50_ms: 1.5,
                 p99_ms: 9.0,
-                counted: 40
             }
         );
         assert!(parse_summary("not json").is_err());
