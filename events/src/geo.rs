@@ -44,6 +44,31 @@ impl LatLng {
         let a = (dp / 2.0).sin().powi(2) + p1.cos() * p2.cos() * (dl / 2.0).sin().powi(2);
         2.0 * EARTH_RADIUS_M * a.sqrt().min(1.0).asin()
     }
+
+    /// The point as a unit vector from the Earth's centre.
+    pub fn unit(&self) -> UnitPoint {
+        let (lat, lng) = (self.lat.to_radians(), self.lng.to_radians());
+        UnitPoint([lat.cos() * lng.cos(), lat.cos() * lng.sin(), lat.sin()])
+    }
+}
+
+/// A point as a unit vector from the Earth's centre, for measuring one point
+/// against many: the haversine's `sin²(Δφ/2) + cos φ₁ cos φ₂ sin²(Δλ/2)` is
+/// `(c/2)²` for the chord `c` between the two unit vectors, so
+/// [`UnitPoint::distance_m`] is [`LatLng::distance_m`] with each point's
+/// trigonometry paid once instead of per pair.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct UnitPoint(pub [f64; 3]);
+
+impl UnitPoint {
+    /// Great-circle distance in metres, as [`LatLng::distance_m`] measures it.
+    pub fn distance_m(&self, other: &UnitPoint) -> f64 {
+        let [a, b, c] = self.0;
+        let [x, y, z] = other.0;
+        let (dx, dy, dz) = (a - x, b - y, c - z);
+        let half_chord = (dx * dx + dy * dy + dz * dz).sqrt() / 2.0;
+        2.0 * EARTH_RADIUS_M * half_chord.min(1.0).asin()
+    }
 }
 
 // Deserialising goes through `parse`, so an event or request can never carry
@@ -115,6 +140,29 @@ impl ServiceArea {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The chord form measures what the haversine does, from centimetres
+        /// to most of the way round the planet.
+        #[test]
+        fn unit_points_measure_as_the_haversine(
+            lat in -89.9f64..89.9, lng in -180.0f64..180.0,
+            bearing in 0.0f64..std::f64::consts::TAU, step in -7.0f64..2.2,
+        ) {
+            let a = LatLng::parse(lat, lng).unwrap();
+            let d = 10f64.powf(step); // degrees: ~1 cm to ~160°
+            let b = LatLng::parse(
+                (lat + d * bearing.sin()).clamp(-90.0, 90.0),
+                ((lng + d * bearing.cos() + 540.0) % 360.0) - 180.0,
+            ).unwrap();
+            let (haversine, chord) = (a.distance_m(&b), a.unit().distance_m(&b.unit()));
+            prop_assert!(
+                (haversine - chord).abs() <= 1e-6 + haversine * 1e-9,
+                "haversine {haversine} m, chord form {chord} m"
+            );
+        }
+    }
 
     #[test]
     fn rejects_out_of_range_and_non_finite() {

@@ -63,6 +63,7 @@ pub use query::{SearchQuery, SlotWindow, MAX_QUERY_DISTANCE_M, MAX_RESULTS, MAX_
 
 use chrono::DateTime;
 use h3o::{CellIndex, Resolution};
+use o2ohub_events::geo::UnitPoint;
 use o2ohub_events::schedule::OpeningMask;
 use o2ohub_events::{
     Category, Envelope, Event, MerchantEvent, MerchantId, MerchantProfile, Service, SlotEvent,
@@ -147,6 +148,8 @@ struct Listed {
     shape: Shape,
     /// The opening hours per hour of the week, read before the intervals.
     mask: OpeningMask,
+    /// The location as a unit vector, for measuring queries against it.
+    unit: UnitPoint,
     /// The ledger key of each of `profile.services`, in the same order.
     service_keys: Vec<u32>,
 }
@@ -290,7 +293,7 @@ impl MerchantSearch {
         };
         // A merchant `key` from the centre is at least `key - slack` from P.
         let slack = point.distance_m(&geom.center) + SLACK_M;
-        let from = UnitVector::of(&point);
+        let from = UnitVector::of(query.unit());
         for entry in bucket.pending() {
             self.consider(entry, &from, query, &mut top);
         }
@@ -393,14 +396,15 @@ impl MerchantSearch {
         if m.paused || profile.category != query.category() {
             return None;
         }
-        let point = query.point();
-        let distance_m = point.distance_m(&profile.location);
-        if distance_m > bound || !listed.shape.contains(&point, distance_m) {
-            return None;
-        }
+        // Cheapest first: the hours are a bit test, most of a city is
+        // closed at a given hour, and the distance costs an `asin`.
         let hours = &profile.opening_hours;
         let local = query.at_week().shifted(hours.utc_offset_minutes);
         if !listed.mask.is_open_in(local, hours) {
+            return None;
+        }
+        let distance_m = query.unit().distance_m(&listed.unit);
+        if distance_m > bound || !listed.shape.contains(&query.point(), distance_m) {
             return None;
         }
         if let Some(window) = query.window() {
@@ -472,13 +476,14 @@ impl MerchantSearch {
             profile: profile.clone(),
             shape,
             mask: OpeningMask::of(&profile.opening_hours),
+            unit: profile.location.unit(),
             service_keys,
         });
     }
 
     fn index(&mut self, pos: u32, profile: &MerchantProfile, shape: &Shape) {
         let buckets = &mut self.index[slot_of(profile.category)];
-        let at = UnitVector::of(&profile.location);
+        let at = UnitVector::of(&profile.location.unit());
         for cell in self.cells.cover(&profile.location, shape) {
             let centre = self.cells.geom(cell).center;
             // Rounded down, so key / 10 stays a lower bound of the distance.

@@ -3,8 +3,7 @@
 //! entry carries its merchant's location, so most candidates are ruled out
 //! without reading the merchant.
 
-use o2ohub_events::geo::EARTH_RADIUS_M;
-use o2ohub_events::LatLng;
+use o2ohub_events::geo::{UnitPoint, EARTH_RADIUS_M};
 use std::cmp::Ordering;
 
 /// A merchant in a cell's bucket. Ordered (and equal) by `key_dm`, then
@@ -55,13 +54,9 @@ const ROUNDING_M: f64 = 2.0;
 
 impl UnitVector {
     /// The point's unit vector.
-    pub fn of(point: &LatLng) -> Self {
-        let (lat, lng) = (point.lat.to_radians(), point.lng.to_radians());
-        UnitVector([
-            (lat.cos() * lng.cos()) as f32,
-            (lat.cos() * lng.sin()) as f32,
-            lat.sin() as f32,
-        ])
+    pub fn of(point: &UnitPoint) -> Self {
+        let [x, y, z] = point.0;
+        UnitVector([x as f32, y as f32, z as f32])
     }
 
     /// A distance in metres that the great-circle distance between the two
@@ -159,6 +154,7 @@ impl Bucket {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use o2ohub_events::LatLng;
 
     #[test]
     fn stays_sorted_across_merges_and_removals() {
@@ -168,7 +164,7 @@ mod tests {
             let e = Entry {
                 key_dm: (i * 7919) % 1000,
                 merchant: i,
-                at: UnitVector::of(&LatLng::parse(31.2, 121.4).unwrap()),
+                at: UnitVector::of(&LatLng::parse(31.2, 121.4).unwrap().unit()),
             };
             b.insert(e);
             all.push(e);
@@ -210,7 +206,7 @@ mod tests {
                     LatLng::parse(b_lat, b_lng).unwrap(),
                 );
                 let exact = a.distance_m(&b);
-                let floor = UnitVector::of(&a).distance_floor_m(&UnitVector::of(&b));
+                let floor = UnitVector::of(&a.unit()).distance_floor_m(&UnitVector::of(&b.unit()));
                 assert!(floor <= exact, "{a:?} → {b:?}: floor {floor} > {exact}");
                 // Tight where the index uses it: within a few metres up to 10 km.
                 if exact < 10_000.0 {

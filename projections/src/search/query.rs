@@ -2,6 +2,7 @@
 //! nothing unbounded ever reaches the index.
 
 use chrono::{DateTime, Duration, Utc};
+use o2ohub_events::geo::UnitPoint;
 use o2ohub_events::schedule::{WeekMinute, SLOT_GRID_MINUTES};
 use o2ohub_events::{Category, LatLng, SlotStart, ValueError};
 
@@ -82,6 +83,8 @@ pub struct SearchQuery {
     category: Category,
     /// Where the consumer is (or wants the service).
     point: LatLng,
+    /// `point` as a unit vector, measured against every candidate.
+    unit: UnitPoint,
     /// When the merchant must be open.
     at: DateTime<Utc>,
     /// `at` as a UTC minute of the week, read once for every candidate.
@@ -119,6 +122,7 @@ impl SearchQuery {
         Ok(SearchQuery {
             category,
             point,
+            unit: point.unit(),
             at,
             at_week: WeekMinute::of(at),
             k,
@@ -135,6 +139,11 @@ impl SearchQuery {
     /// The consumer's point.
     pub fn point(&self) -> LatLng {
         self.point
+    }
+
+    /// The consumer's point as a unit vector.
+    pub fn unit(&self) -> &UnitPoint {
+        &self.unit
     }
 
     /// When the merchant must be open.
