@@ -10,12 +10,14 @@ use o2ohub_events::{
     slot_stream, Actor, CodeDigest, ConsumerId, DecodeError, Event, MerchantId, SlotStart, VisitId,
 };
 use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 use uuid::Uuid;
 
 use crate::domain::merchant::Merchant;
 use crate::domain::slot::{Slot, SlotCommand};
 use crate::domain::visit::{Visit, VisitCommand};
 use crate::domain::{Aggregate, DomainError};
+use crate::store::folds::Folded;
 use crate::store::{
     Commit, CommitOutcome, EventMetadata, EventStore, ExpectedVersion, IdempotencyClaim, NewEvent,
     StoreError, StreamWrite,
@@ -123,18 +125,32 @@ impl From<StoreError> for CommandError {
     }
 }
 
-/// Folds a stream into its aggregate; returns the state and the stream version.
+/// Folds a stream into its aggregate; returns the state and the stream
+/// version. Starts from the store's memo of the stream when it has one
+/// ([`crate::store::folds`]) and reads only the events after it.
 pub async fn load<A: Aggregate>(
     store: &dyn EventStore,
     stream: &str,
 ) -> Result<(A, u64), CommandError> {
-    let mut state = A::default();
-    let mut version = 0;
-    for recorded in store.read_stream(stream, 1).await? {
+    let memo = store.folds();
+    let (mut state, mut version) = memo
+        .and_then(|m| m.get(stream))
+        .and_then(|f| Some((f.state.downcast_ref::<A>()?.clone(), f.version)))
+        .unwrap_or_default();
+    let tail = store.read_stream(stream, version + 1).await?;
+    let grew = !tail.is_empty();
+    for recorded in tail {
         version = recorded.version;
         if let Some(e) = A::select(recorded.decode()?.event) {
             state = state.evolve(&e);
         }
+    }
+    if let Some(memo) = memo.filter(|_| grew) {
+        let folded = Folded {
+            version,
+            state: Arc::new(state.clone()),
+        };
+        memo.put(stream, folded);
     }
     Ok((state, version))
 }

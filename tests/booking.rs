@@ -228,6 +228,21 @@ async fn a_retried_booking_returns_the_first_outcome_and_appends_nothing() {
     assert!(matches!(err, CommandError::KeyReused));
 }
 
+/// A new booking at `city`'s salon fails because the store is unavailable.
+async fn assert_a_booking_is_refused_as_unavailable(city: &City) {
+    let b = booking(city);
+    let err = command::book_visit(city.store.as_ref(), &b, &consumer(b.consumer_id))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            CommandError::Domain(DomainError::MerchantUnavailable { .. })
+        ),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn paused_or_closed_merchants_and_unknown_services_refuse_bookings() {
     let city = city(5).await;
@@ -251,15 +266,56 @@ async fn paused_or_closed_merchants_and_unknown_services_refuse_bookings() {
     )
     .await
     .unwrap();
+    assert_a_booking_is_refused_as_unavailable(&city).await;
+}
+
+#[tokio::test]
+async fn a_remembered_fold_still_sees_what_was_appended_behind_it() {
+    use o2ohub::store::{EventMetadata, ExpectedVersion, NewEvent};
+    let city = city(5).await;
     let b = booking(&city);
-    let err = command::book_visit(city.store.as_ref(), &b, &consumer(b.consumer_id))
+    command::book_visit(city.store.as_ref(), &b, &consumer(b.consumer_id))
         .await
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            CommandError::Domain(DomainError::MerchantUnavailable { .. })
-        ),
-        "{err}"
-    );
+        .unwrap();
+    // The booking folded the merchant and the store remembers that fold.
+    let stream = city.merchant.stream();
+    let remembered = city.store.folds().unwrap().get(&stream).unwrap();
+    assert_eq!(remembered.version, 1);
+    assert!(matches!(
+        remembered.state.downcast_ref::<Merchant>(),
+        Some(Merchant::Active(_))
+    ));
+
+    // Another writer (here: a raw append, not the command layer) pauses it.
+    let meta = EventMetadata {
+        occurred_at: Utc::now(),
+        correlation_id: uuid::Uuid::now_v7(),
+        causation_id: None,
+        actor: admin().actor,
+    };
+    let paused = MerchantEvent::Paused(MerchantPaused {
+        reason: "behind the memo's back".into(),
+    });
+    city.store
+        .append(
+            &stream,
+            ExpectedVersion::Exact(1),
+            vec![NewEvent::from_event(&paused.into(), &meta)],
+        )
+        .await
+        .unwrap();
+
+    let (merchant, version) = command::load::<Merchant>(city.store.as_ref(), &stream)
+        .await
+        .unwrap();
+    assert_eq!(version, 2);
+    assert!(matches!(merchant, Merchant::Paused(_)), "{merchant:?}");
+    assert_a_booking_is_refused_as_unavailable(&city).await;
+    assert_eq!(city.store.folds().unwrap().get(&stream).unwrap().version, 2);
+
+    // A fold of another type on the same stream is not taken for this one.
+    let (slot, _) = command::load::<Slot>(city.store.as_ref(), &stream)
+        .await
+        .unwrap();
+    assert_eq!(slot, Slot::default());
 }

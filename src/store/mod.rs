@@ -13,6 +13,8 @@
 //! - `esdb` (cargo feature `eventstoredb`): EventStoreDB / KurrentDB, for
 //!   operators who run that cluster.
 //! - [`conformance`]: the behavioural suite every backend must pass.
+//! - [`folds`]: a memo of folded streams a store may keep for the command
+//!   layer, so that a load reads only a stream's new events.
 //!
 //! Positions and versions are 1-based: the first event of a stream has
 //! version 1, the first event of the log has position 1. A stream with no
@@ -22,6 +24,7 @@ pub mod conformance;
 pub mod embedded;
 #[cfg(feature = "eventstoredb")]
 pub mod esdb;
+pub mod folds;
 pub(crate) mod group;
 pub(crate) mod live;
 mod record;
@@ -215,6 +218,12 @@ pub trait EventStore: Send + Sync + 'static {
 
     /// The idempotency record of `key`, if claimed.
     async fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// The memo of folded streams this store keeps for the command layer
+    /// (`None`: every load folds the whole stream).
+    fn folds(&self) -> Option<&folds::Folds> {
+        None
+    }
 
     /// Appends to one stream: `append(stream, expected_version, events)`.
     async fn append(

@@ -80,6 +80,8 @@ struct Inner {
     segments: Arc<RwLock<Vec<Arc<Segment>>>>,
     /// Largest record a commit may become.
     max_record: usize,
+    /// Folded streams, for the command layer's loads.
+    folds: super::folds::Folds,
     /// Holds the directory's exclusive lock while the store is open.
     _lock: File,
 }
@@ -153,6 +155,7 @@ impl EmbeddedStore {
                 index,
                 segments,
                 max_record,
+                folds: super::folds::Folds::default(),
                 _lock: lock,
             }),
         })
@@ -328,5 +331,9 @@ impl EventStore for EmbeddedStore {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .claim(key))
+    }
+
+    fn folds(&self) -> Option<&super::folds::Folds> {
+        Some(&self.inner.folds)
     }
 }

@@ -71,6 +71,9 @@ struct Inner {
     head: watch::Receiver<Position>,
     /// Set at shutdown; subscriptions end with [`StoreError::Closed`].
     closed: watch::Sender<bool>,
+    /// Folded streams, for the command layer's loads (each process keeps
+    /// its own; a load still reads the server's tail).
+    folds: super::folds::Folds,
 }
 
 /// Parses a connection string (`esdb://host:2113?tls=false`,
@@ -168,6 +171,7 @@ impl EsdbStore {
                 index,
                 head,
                 closed,
+                folds: super::folds::Folds::default(),
             }),
         };
         if let Some(end) = history_end {
@@ -522,6 +526,10 @@ impl EventStore for EsdbStore {
 
     async fn idempotency(&self, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         claims::lookup(self, key).await
+    }
+
+    fn folds(&self) -> Option<&super::folds::Folds> {
+        Some(&self.inner.folds)
     }
 }
 
