@@ -9,6 +9,7 @@
 //! Events that cannot be decoded (written by a newer hub) are skipped,
 //! counted and logged with their position; they never stop the runner.
 
+use o2ohub_events::{DecodeError, Envelope};
 use o2ohub_projections::{Checkpointed, Projection};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -143,24 +144,39 @@ where
 pub fn fold<P: Projection>(model: &mut Checkpointed<P>, batch: &[RecordedEvent]) -> u64 {
     let mut applied = 0;
     for recorded in batch {
-        if recorded.position <= model.position {
-            continue;
-        }
-        match recorded.decode() {
-            Ok(envelope) => {
-                model.apply(&envelope);
-                applied += 1;
-            }
-            Err(e) => {
-                metrics::counter!("o2ohub_projection_undecodable_events_total", "projection" => model.model.name())
-                    .increment(1);
-                tracing::warn!(projection = model.model.name(), position = recorded.position, error = %e, "skipping an event this build cannot read");
-                // Keep the position moving: the event is not for this build.
-                model.position = recorded.position;
-            }
+        // Decoding is most of a fold's cost: not for an event already applied.
+        if recorded.position > model.position
+            && apply_decoded(model, recorded.position, recorded.decode())
+        {
+            applied += 1;
         }
     }
     applied
+}
+
+/// Folds the event at `position`, already decoded, unless the model has
+/// applied that position; an event that could not be decoded is skipped,
+/// counted and logged, and the model's position moves past it. Returns
+/// whether it was applied.
+pub fn apply_decoded<P: Projection>(
+    model: &mut Checkpointed<P>,
+    position: Position,
+    decoded: Result<Envelope, DecodeError>,
+) -> bool {
+    if position <= model.position {
+        return false;
+    }
+    match decoded {
+        Ok(envelope) => model.apply(&envelope),
+        Err(e) => {
+            metrics::counter!("o2ohub_projection_undecodable_events_total", "projection" => model.model.name())
+                .increment(1);
+            tracing::warn!(projection = model.model.name(), position, error = %e, "skipping an event this build cannot read");
+            // Keep the position moving: the event is not for this build.
+            model.position = position;
+            false
+        }
+    }
 }
 
 /// Brings a model up to the store's current head; returns events applied.

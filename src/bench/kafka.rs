@@ -171,8 +171,16 @@ async fn raw_producer(config: &KafkaConfig, log: &[crate::store::RecordedEvent])
     let head = records.len() as u64;
     let started = Instant::now();
     let outcomes = Arc::new(Outcomes::default());
-    let producer: ThreadedProducer<Counting> =
-        relay::producer_config(config).create_with_context(Counting(outcomes.clone()))?;
+    let producer: Arc<ThreadedProducer<Counting>> =
+        Arc::new(relay::producer_config(config).create_with_context(Counting(outcomes.clone()))?);
+    relay::hasten_producer_id(producer.clone(), names.name(0).to_owned(), {
+        let outcomes = outcomes.clone();
+        move || {
+            outcomes.delivered.load(AtomicOrdering::Acquire)
+                + outcomes.failed.load(AtomicOrdering::Acquire)
+                > 0
+        }
+    });
     for (topic, record) in &records {
         let mut message = BaseRecord::to(topic)
             .key(record.key.as_bytes())

@@ -40,6 +40,11 @@ const ENCODE_SLICE: usize = 512;
 const DRAIN_ON_SHUTDOWN: Duration = Duration::from_secs(10);
 /// Pause before the relay starts over after a failure.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
+/// How long a new producer's id is hastened at most (librdkafka's own retry
+/// comes after 500 ms).
+const HASTEN_PRODUCER_ID_FOR: Duration = Duration::from_secs(1);
+/// Pause between the metadata requests that hasten it.
+const HASTEN_EVERY: Duration = Duration::from_millis(5);
 
 /// What the relay has done, shared with `/readyz` and `/metrics`.
 #[derive(Debug)]
@@ -169,6 +174,36 @@ pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
     client
 }
 
+/// Hastens a new idempotent producer's producer id, on a blocking thread.
+///
+/// librdkafka asks a broker for the id when the producer is created. When no
+/// broker connection is up yet at that moment (the bootstrap connection has
+/// just been replaced by the broker's own), it asks again only after 500 ms,
+/// or when a metadata response arrives. With `debug=eos` that wait showed in
+/// about half of all relay starts (and raw producer starts alike): half a
+/// second in which queued events wait. So metadata is requested every few
+/// milliseconds until `has_id` says the id is there (a delivery came back),
+/// for at most [`HASTEN_PRODUCER_ID_FOR`]; each response re-runs librdkafka's
+/// id request, and the first after a broker is up succeeds.
+pub fn hasten_producer_id<C>(
+    producer: Arc<ThreadedProducer<C>>,
+    topic: String,
+    has_id: impl Fn() -> bool + Send + 'static,
+) where
+    C: rdkafka::producer::ProducerContext + 'static,
+{
+    tokio::task::spawn_blocking(move || {
+        let started = Instant::now();
+        while !has_id() && started.elapsed() < HASTEN_PRODUCER_ID_FOR {
+            // Its answer does not matter: its arrival re-runs the id request.
+            let _ = producer
+                .client()
+                .fetch_metadata(Some(&topic), Duration::from_millis(200));
+            std::thread::sleep(HASTEN_EVERY);
+        }
+    });
+}
+
 /// A producer with the relay's guarantees whose deliveries are awaited one
 /// by one (the dead-letter writes of the workers).
 pub fn producer(config: &KafkaConfig) -> Result<FutureProducer, rdkafka::error::KafkaError> {
@@ -256,9 +291,16 @@ async fn attempt(
     // Reports of an earlier attempt's producer are over: it was dropped.
     let delivered = status.delivered.clone();
     delivered.restart();
-    let producer: RelayProducer = producer_config(config)
-        .create_with_context(ReportsTo(delivered.clone()))
-        .map_err(RelayError::Producer)?;
+    let producer: Arc<RelayProducer> = Arc::new(
+        producer_config(config)
+            .create_with_context(ReportsTo(delivered.clone()))
+            .map_err(RelayError::Producer)?,
+    );
+    let names = Arc::new(TopicNames::new(config));
+    // The producer id is hastened once there is something to send, so an
+    // idle relay does not ask for metadata meanwhile.
+    let mut hasten = Some(names.name(0).to_owned());
+    let confirmed_before = delivered.confirmed();
     let from = status.checkpoint() + 1;
     let subscription = store.subscribe_all(from).await?;
     status.healthy.store(true, Ordering::Relaxed);
@@ -267,7 +309,6 @@ async fn attempt(
     // Reading and encoding run one stage ahead of producing, on another
     // task (so on the other core when there is one): the producer is never
     // idle while the next batch is read from disk and encoded.
-    let names = Arc::new(TopicNames::new(config));
     let (encoded, mut batches) = mpsc::channel(PREFETCH);
     let mut encoder = tokio::spawn(encode_ahead(subscription, names.clone(), encoded));
     let mut sent = from - 1;
@@ -278,6 +319,12 @@ async fn attempt(
                 Err(StoreError::Closed) => return Ok(()),
                 Err(e) => return Err(RelayError::Store(e)),
             };
+            if let Some(topic) = hasten.take() {
+                let delivered = delivered.clone();
+                hasten_producer_id(producer.clone(), topic, move || {
+                    delivered.confirmed() > confirmed_before || delivered.failure().is_some()
+                });
+            }
             for out in &batch {
                 // Bound what librdkafka holds; a refusal ends the attempt.
                 while out.position.saturating_sub(delivered.prefix()) > IN_FLIGHT {
