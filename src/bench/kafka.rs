@@ -173,14 +173,15 @@ async fn raw_producer(config: &KafkaConfig, log: &[crate::store::RecordedEvent])
     let outcomes = Arc::new(Outcomes::default());
     let producer: Arc<ThreadedProducer<Counting>> =
         Arc::new(relay::producer_config(config).create_with_context(Counting(outcomes.clone()))?);
-    relay::hasten_producer_id(producer.clone(), names.name(0).to_owned(), {
-        let outcomes = outcomes.clone();
-        move || {
-            outcomes.delivered.load(AtomicOrdering::Acquire)
-                + outcomes.failed.load(AtomicOrdering::Acquire)
-                > 0
-        }
-    });
+    let hastening =
+        relay::hasten_producer_id(Arc::downgrade(&producer), names.name(0).to_owned(), {
+            let outcomes = outcomes.clone();
+            move || {
+                outcomes.delivered.load(AtomicOrdering::Acquire)
+                    + outcomes.failed.load(AtomicOrdering::Acquire)
+                    > 0
+            }
+        });
     for (topic, record) in &records {
         let mut message = BaseRecord::to(topic)
             .key(record.key.as_bytes())
@@ -207,6 +208,8 @@ async fn raw_producer(config: &KafkaConfig, log: &[crate::store::RecordedEvent])
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let rate = head as f64 / started.elapsed().as_secs_f64();
+    drop(producer);
+    let _ = hastening.await;
     let failed = outcomes.failed.load(AtomicOrdering::Acquire);
     if failed > 0 {
         bail!("the broker refused {failed} records of the raw producer");

@@ -17,7 +17,7 @@ use rdkafka::ClientConfig;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -182,26 +182,34 @@ pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
 /// or when a metadata response arrives. With `debug=eos` that wait showed in
 /// about half of all relay starts (and raw producer starts alike): half a
 /// second in which queued events wait. So metadata is requested every few
-/// milliseconds until `has_id` says the id is there (a delivery came back),
-/// for at most [`HASTEN_PRODUCER_ID_FOR`]; each response re-runs librdkafka's
-/// id request, and the first after a broker is up succeeds.
-pub fn hasten_producer_id<C>(
-    producer: Arc<ThreadedProducer<C>>,
+/// milliseconds until `answered` says a delivery report came back (the id is
+/// there, or the producer failed), the producer is gone, or
+/// [`HASTEN_PRODUCER_ID_FOR`] has passed; each response re-runs librdkafka's
+/// id request, and the first after a broker is up succeeds. The thread holds
+/// the producer only during a request: await the handle after dropping the
+/// producer to know it is gone.
+pub(crate) fn hasten_producer_id<C>(
+    producer: Weak<ThreadedProducer<C>>,
     topic: String,
-    has_id: impl Fn() -> bool + Send + 'static,
-) where
+    answered: impl Fn() -> bool + Send + 'static,
+) -> JoinHandle<()>
+where
     C: rdkafka::producer::ProducerContext + 'static,
 {
     tokio::task::spawn_blocking(move || {
         let started = Instant::now();
-        while !has_id() && started.elapsed() < HASTEN_PRODUCER_ID_FOR {
+        while !answered() && started.elapsed() < HASTEN_PRODUCER_ID_FOR {
+            let Some(producer) = producer.upgrade() else {
+                return;
+            };
             // Its answer does not matter: its arrival re-runs the id request.
             let _ = producer
                 .client()
-                .fetch_metadata(Some(&topic), Duration::from_millis(200));
+                .fetch_metadata(Some(&topic), HASTEN_EVERY * 20);
+            drop(producer);
             std::thread::sleep(HASTEN_EVERY);
         }
-    });
+    })
 }
 
 /// A producer with the relay's guarantees whose deliveries are awaited one
@@ -299,7 +307,7 @@ async fn attempt(
     let names = Arc::new(TopicNames::new(config));
     // The producer id is hastened once there is something to send, so an
     // idle relay does not ask for metadata meanwhile.
-    let mut hasten = Some(names.name(0).to_owned());
+    let mut hastening = None;
     let confirmed_before = delivered.confirmed();
     let from = status.checkpoint() + 1;
     let subscription = store.subscribe_all(from).await?;
@@ -319,11 +327,15 @@ async fn attempt(
                 Err(StoreError::Closed) => return Ok(()),
                 Err(e) => return Err(RelayError::Store(e)),
             };
-            if let Some(topic) = hasten.take() {
+            if hastening.is_none() {
                 let delivered = delivered.clone();
-                hasten_producer_id(producer.clone(), topic, move || {
-                    delivered.confirmed() > confirmed_before || delivered.failure().is_some()
-                });
+                hastening = Some(hasten_producer_id(
+                    Arc::downgrade(&producer),
+                    names.name(0).to_owned(),
+                    move || {
+                        delivered.confirmed() > confirmed_before || delivered.failure().is_some()
+                    },
+                ));
             }
             for out in &batch {
                 // Bound what librdkafka holds; a refusal ends the attempt.
@@ -363,7 +375,14 @@ async fn attempt(
         let _ = producer.flush(Duration::from_secs(1));
     }
     count_published(&delivered, &mut 0);
-    write_checkpoint(path, delivered.prefix())?;
+    let written = write_checkpoint(path, delivered.prefix());
+    // The next attempt takes this producer's reports as over: it must be
+    // gone, and the hastening thread may be holding it for one request.
+    drop(producer);
+    if let Some(hastening) = hastening {
+        let _ = hastening.await;
+    }
+    written?;
     outcome
 }
 

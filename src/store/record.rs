@@ -77,10 +77,8 @@ impl RecordedEvent {
     pub fn into_envelope(mut self) -> Result<Envelope, DecodeError> {
         let e = &mut self.event;
         let event = Event::decode(&e.event_type, e.schema_version, &e.payload)?;
-        let actor = Actor {
-            role: e.metadata.actor.role,
-            subject: std::mem::take(&mut e.metadata.actor.subject),
-        };
+        // An empty subject does not allocate.
+        let actor = std::mem::replace(&mut e.metadata.actor, Actor::system(""));
         let stream = std::mem::take(&mut self.stream);
         Ok(self.envelope(event, stream, actor))
     }
@@ -101,5 +99,42 @@ impl RecordedEvent {
             actor,
             event,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use o2ohub_events::{MerchantEvent, MerchantId, MerchantPaused, Role};
+
+    #[test]
+    fn into_envelope_equals_decode() {
+        let merchant = MerchantId(Uuid::from_u128(7));
+        let event: Event = MerchantEvent::Paused(MerchantPaused {
+            reason: "stock-take".into(),
+        })
+        .into();
+        let recorded = RecordedEvent {
+            position: 42,
+            stream: merchant.stream(),
+            version: 3,
+            recorded_at: DateTime::from_timestamp_micros(1_764_000_000_000_000).unwrap(),
+            event: NewEvent::from_event(
+                &event,
+                &EventMetadata {
+                    occurred_at: DateTime::from_timestamp_micros(1_763_999_999_000_000).unwrap(),
+                    correlation_id: Uuid::from_u128(1),
+                    causation_id: Some(Uuid::from_u128(2)),
+                    actor: Actor {
+                        role: Role::Staff,
+                        subject: "staff-9".into(),
+                    },
+                },
+            ),
+        };
+        let decoded = recorded.decode().unwrap();
+        assert_eq!(decoded.actor.subject, "staff-9");
+        assert_eq!(decoded.stream_id, merchant.stream());
+        assert_eq!(recorded.into_envelope().unwrap(), decoded);
     }
 }
