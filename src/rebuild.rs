@@ -24,7 +24,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use crate::runner;
-use crate::store::{EventStore, Position, RecordedEvent};
+use crate::store::{EventStore, Position, RecordedEvent, StoreError};
 
 /// Every read model by name, as `rebuild` accepts them.
 pub const NAMES: [&str; 6] = [
@@ -103,20 +103,7 @@ where
             model
         }
     });
-    let read = async {
-        let mut from = 1;
-        loop {
-            let batch = store.read_all(from, BATCH).await?;
-            let Some(last) = batch.last() else {
-                return Ok(());
-            };
-            from = last.position + 1;
-            if batches.send(batch).await.is_err() {
-                return Ok(()); // a later stage panicked: its join says so
-            }
-        }
-    };
-    let read: Result<(), crate::store::StoreError> = read.await;
+    let read = read_in_batches(store, &batches).await;
     drop(batches);
     // Both stages end once the reader is gone; a panic in either is passed on.
     runner::joined(decoder).await;
@@ -131,6 +118,25 @@ where
         events: model.position,
         seconds,
     })
+}
+
+/// Reads the log from position 1 into the pipeline, a batch at a time;
+/// stops early when a later stage is gone (it panicked: its join says so).
+async fn read_in_batches(
+    store: &dyn EventStore,
+    batches: &tokio::sync::mpsc::Sender<Vec<RecordedEvent>>,
+) -> Result<(), StoreError> {
+    let mut from = 1;
+    loop {
+        let batch = store.read_all(from, BATCH).await?;
+        let Some(last) = batch.last() else {
+            return Ok(());
+        };
+        from = last.position + 1;
+        if batches.send(batch).await.is_err() {
+            return Ok(());
+        }
+    }
 }
 
 /// A batch of decoded envelopes with their positions, from the decoder to

@@ -181,13 +181,13 @@ pub fn producer_config(config: &KafkaConfig) -> ClientConfig {
 /// just been replaced by the broker's own), it asks again only after 500 ms,
 /// or when a metadata response arrives. With `debug=eos` that wait showed in
 /// 11 of 28 producer starts of `bench kafka --events 3000` (relay and raw
-/// producer alike): half a second in which queued events wait. So metadata is requested every few
-/// milliseconds until `answered` says a delivery report came back (the id is
-/// there, or the producer failed), the producer is gone, or
-/// [`HASTEN_PRODUCER_ID_FOR`] has passed; each response re-runs librdkafka's
-/// id request, and the first after a broker is up succeeds. The thread holds
-/// the producer only during a request: await the handle after dropping the
-/// producer to know it is gone.
+/// producer alike): half a second in which queued events wait. So metadata
+/// is requested every few milliseconds until `answered` says a delivery
+/// report came back (the id is there, or the producer failed), the producer
+/// is gone, or [`HASTEN_PRODUCER_ID_FOR`] has passed; each response re-runs
+/// librdkafka's id request, and the first after a broker is up succeeds. The
+/// thread holds the producer only during a request: await the handle after
+/// dropping the producer to know it is gone.
 pub(crate) fn hasten_producer_id<C>(
     producer: Weak<ThreadedProducer<C>>,
     topic: String,
