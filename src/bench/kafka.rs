@@ -73,23 +73,36 @@ pub async fn run(opts: KafkaBench) -> Result<()> {
     } else {
         println!("throughput ({events} events, median of {} rounds): raw producer {raw:.0} events/s, relay {relayed:.0} events/s, ratio_vs_raw {ratio:.2}", opts.rounds.max(1));
     }
-    let mut latencies = latency(&opts, run_id).await?;
+    let Legs {
+        mut appended,
+        mut on_kafka,
+        mut applied,
+    } = latency(&opts, run_id).await?;
     let (p50, p99, max) = (
-        latencies.percentile_ms(50.0),
-        latencies.percentile_ms(99.0),
-        latencies.percentile_ms(100.0),
+        applied.percentile_ms(50.0),
+        applied.percentile_ms(99.0),
+        applied.percentile_ms(100.0),
+    );
+    let (append_p99, kafka_p50, kafka_p99) = (
+        appended.percentile_ms(99.0),
+        on_kafka.percentile_ms(50.0),
+        on_kafka.percentile_ms(99.0),
     );
     if opts.json {
         println!(
             "{}",
             serde_json::json!({"measurement": "kafka_command_to_read_model", "rate_per_sec": opts.rate,
-                "commands": latencies.len(), "p50_ms": p50, "p99_ms": p99, "max_ms": max})
+                "commands": applied.len(), "p50_ms": p50, "p99_ms": p99, "max_ms": max,
+                "append_p99_ms": append_p99, "on_kafka_p50_ms": kafka_p50, "on_kafka_p99_ms": kafka_p99})
         );
     } else {
         println!(
             "command → Kafka-fed read model at {}/s ({} commands): p50 {p50:.1} ms, p99 {p99:.1} ms, max {max:.1} ms",
             opts.rate,
-            latencies.len()
+            applied.len()
+        );
+        println!(
+            "  of which: appended (durable) p99 {append_p99:.1} ms; confirmed on Kafka p50 {kafka_p50:.1} ms, p99 {kafka_p99:.1} ms"
         );
     }
     let _ = std::fs::remove_dir_all(&opts.dir);
@@ -166,7 +179,7 @@ async fn raw_producer(config: &KafkaConfig, log: &[crate::store::RecordedEvent])
     let names = topics::TopicNames::new(config);
     let records: Vec<(&str, wire::WireRecord)> = log
         .iter()
-        .map(|r| (names.of_stream(&r.stream), wire::encode(r)))
+        .map(|r| (names.of_stream(&r.stream), wire::encode(r.clone())))
         .collect();
     let head = records.len() as u64;
     let started = Instant::now();
@@ -267,8 +280,31 @@ impl ProducerContext for Counting {
     }
 }
 
+/// The latency of each command from the start of its commit, up to three
+/// points: the store acknowledged it; the relay's checkpoint covers it (the
+/// broker confirmed it); the Kafka-fed worker applied it.
+#[derive(Debug, Default)]
+struct Legs {
+    /// To the store's acknowledgement (durable).
+    appended: Latencies,
+    /// To the broker's confirmation, as the relay's checkpoint shows it.
+    on_kafka: Latencies,
+    /// To the read model (the measured figure).
+    applied: Latencies,
+}
+
+/// Records, as it moves, a position and when it got there: `(next position
+/// after it, instant)`, ascending.
+type Progress = Arc<Mutex<Vec<(u64, Instant)>>>;
+
+/// When `position` was first covered by `progress`.
+fn reached(progress: &[(u64, Instant)], position: u64) -> Option<Instant> {
+    let i = progress.partition_point(|(next, _)| *next <= position);
+    progress.get(i).map(|(_, at)| *at)
+}
+
 /// Commits at `opts.rate` for `opts.seconds`; latencies to the Kafka-fed model.
-async fn latency(opts: &KafkaBench, run_id: &str) -> Result<Latencies> {
+async fn latency(opts: &KafkaBench, run_id: &str) -> Result<Legs> {
     let dir = opts.dir.join("latency");
     let store = EmbeddedStore::open(&dir)?;
     let shared: Arc<dyn EventStore> = Arc::new(store.clone());
@@ -291,7 +327,26 @@ async fn latency(opts: &KafkaBench, run_id: &str) -> Result<Latencies> {
         },
     ));
     // When each position was applied: (next position after it, instant).
-    let seen: Arc<Mutex<Vec<(u64, Instant)>>> = Arc::default();
+    let seen: Progress = Arc::default();
+    // When the relay's checkpoint passed it (polled every millisecond).
+    let confirmed: Progress = Arc::default();
+    let checkpoints = {
+        let (confirmed, status) = (confirmed.clone(), relay.status.clone());
+        tokio::spawn(async move {
+            let mut last = 0;
+            loop {
+                let checkpoint = status.checkpoint();
+                if checkpoint != last {
+                    last = checkpoint;
+                    confirmed
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((checkpoint + 1, Instant::now()));
+                }
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        })
+    };
     let watcher = {
         let seen = seen.clone();
         tokio::spawn(async move {
@@ -324,12 +379,12 @@ async fn latency(opts: &KafkaBench, run_id: &str) -> Result<Latencies> {
                     vec![NewEvent::from_event(&event, &meta)],
                 )
                 .await?;
-            anyhow::Ok((appended.last_position, started))
+            anyhow::Ok((appended.last_position, started, started.elapsed()))
         }
     };
     let mut city = city.into_iter();
     // Warm-up: the group joins and the first event makes the whole trip.
-    let (first, _) = commit(city.next().context("empty city")?).await?;
+    let (first, _, _) = commit(city.next().context("empty city")?).await?;
     let warm = Instant::now();
     while seen
         .lock()
@@ -357,7 +412,7 @@ async fn latency(opts: &KafkaBench, run_id: &str) -> Result<Latencies> {
     for s in sent {
         committed.push(s.await??);
     }
-    let last = committed.iter().map(|(p, _)| *p).max().unwrap_or(first);
+    let last = committed.iter().map(|(p, _, _)| *p).max().unwrap_or(first);
     let wait = Instant::now();
     while seen
         .lock()
@@ -370,12 +425,19 @@ async fn latency(opts: &KafkaBench, run_id: &str) -> Result<Latencies> {
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    checkpoints.abort();
     let seen = seen.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let mut latencies = Latencies::default();
-    for (position, started) in committed {
-        let i = seen.partition_point(|(next, _)| *next <= position);
-        if let Some((_, at)) = seen.get(i) {
-            latencies.record(at.saturating_duration_since(started).as_micros());
+    let confirmed = confirmed.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let mut legs = Legs::default();
+    for (position, started, appended) in committed {
+        legs.appended.record(appended.as_micros());
+        if let Some(at) = reached(&confirmed, position) {
+            legs.on_kafka
+                .record(at.saturating_duration_since(started).as_micros());
+        }
+        if let Some(at) = reached(&seen, position) {
+            legs.applied
+                .record(at.saturating_duration_since(started).as_micros());
         }
     }
     let _ = stop.send(());
@@ -383,5 +445,5 @@ async fn latency(opts: &KafkaBench, run_id: &str) -> Result<Latencies> {
     watcher.abort();
     store.shutdown().await;
     relay.stopped().await;
-    Ok(latencies)
+    Ok(legs)
 }

@@ -413,9 +413,11 @@ async fn encode_ahead(
         };
         // In slices, yielding between them: a catch-up batch is thousands
         // of events and this task shares its worker with others.
-        for slice in batch.chunks(ENCODE_SLICE) {
-            let out = slice
-                .iter()
+        let mut events = batch.into_iter().peekable();
+        while events.peek().is_some() {
+            let out = events
+                .by_ref()
+                .take(ENCODE_SLICE)
                 .map(|recorded| Outgoing {
                     position: recorded.position,
                     topic: names.index_of_stream(&recorded.stream),

@@ -32,7 +32,8 @@ pub mod header {
     pub const DEAD_LETTER_SOURCE: &str = "dead-letter-source";
 }
 
-/// The JSON value of a record.
+/// The JSON value of a record, as consumers read it. [`encode`] writes the
+/// same bytes by hand (a test holds them to serde's); serde reads them back.
 #[derive(Serialize, Deserialize)]
 struct WireEnvelope<'a> {
     /// Unique id of the event.
@@ -50,10 +51,8 @@ struct WireEnvelope<'a> {
     /// Schema version of `payload`.
     schema_version: u32,
     /// When the command was decided.
-    #[serde(serialize_with = "rfc3339")]
     occurred_at: DateTime<Utc>,
     /// When the store committed the event.
-    #[serde(serialize_with = "rfc3339")]
     recorded_at: DateTime<Utc>,
     /// The request or process it belongs to.
     correlation_id: Uuid,
@@ -66,39 +65,55 @@ struct WireEnvelope<'a> {
     payload: &'a RawValue,
 }
 
-/// Writes a time as chrono's serde does (RFC 3339 in UTC, `Z`, the
-/// shortest of 0, 3, 6 or 9 fractional digits that is exact), without its
-/// formatting machinery: the relay writes two per event.
-fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    use chrono::{Datelike, Timelike};
-    let year = t.year();
-    if !(0..=9999).contains(&year) {
-        return t.serialize(s); // outside four digits: chrono's own form
+/// Writes `s` as a JSON string: copied as it is when nothing in it needs
+/// escaping (ids and type names never do), else escaped by serde_json.
+fn put_json_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
     }
-    let mut buf = [0u8; 30];
+}
+
+/// Writes a UUID as a JSON string, hyphenated and lower-case (serde's form).
+fn put_uuid(out: &mut Vec<u8>, id: &Uuid) {
+    let mut buf = Uuid::encode_buffer();
+    out.push(b'"');
+    out.extend_from_slice(id.hyphenated().encode_lower(&mut buf).as_bytes());
+    out.push(b'"');
+}
+
+/// Writes a time as a JSON string as chrono's serde does (RFC 3339 in UTC,
+/// `Z`, the shortest of 0, 3, 6 or 9 fractional digits that is exact),
+/// without its formatting machinery: the relay writes two per event.
+fn put_time(out: &mut Vec<u8>, t: &DateTime<Utc>) {
+    use chrono::{Datelike, Timelike};
+    // The calendar fields of the UTC time, computed once.
+    let t_utc = t.naive_utc();
+    let (year, nanos) = (t_utc.year(), t_utc.nanosecond());
+    // Outside four digits, or a leap second (carried in the nanoseconds):
+    // chrono's own form.
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        let _ = serde_json::to_writer(&mut *out, t);
+        return;
+    }
+    let mut buf = *b"\"0000-00-00T00:00:00.000000000Z\"";
     let digits = |buf: &mut [u8], mut v: u32| {
         for b in buf.iter_mut().rev() {
             *b = b'0' + (v % 10) as u8;
             v /= 10;
         }
     };
-    digits(&mut buf[0..4], year as u32);
-    buf[4] = b'-';
-    digits(&mut buf[5..7], t.month());
-    buf[7] = b'-';
-    digits(&mut buf[8..10], t.day());
-    buf[10] = b'T';
-    digits(&mut buf[11..13], t.hour());
-    buf[13] = b':';
-    digits(&mut buf[14..16], t.minute());
-    buf[16] = b':';
-    // A leap second is carried in the nanoseconds; leave it to chrono.
-    let nanos = t.nanosecond();
-    if nanos >= 1_000_000_000 {
-        return t.serialize(s);
-    }
-    digits(&mut buf[17..19], t.second());
-    let mut len = 19;
+    digits(&mut buf[1..5], year as u32);
+    digits(&mut buf[6..8], t_utc.month());
+    digits(&mut buf[9..11], t_utc.day());
+    digits(&mut buf[12..14], t_utc.hour());
+    digits(&mut buf[15..17], t_utc.minute());
+    digits(&mut buf[18..20], t_utc.second());
+    let mut len = 20;
     let fraction = match nanos {
         0 => None,
         n if n % 1_000_000 == 0 => Some((n / 1_000_000, 3)),
@@ -106,14 +121,12 @@ fn rfc3339<S: serde::Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Er
         n => Some((n, 9)),
     };
     if let Some((value, width)) = fraction {
-        buf[len] = b'.';
         digits(&mut buf[len + 1..len + 1 + width], value);
         len += 1 + width;
     }
     buf[len] = b'Z';
-    len += 1;
-    // Only ASCII digits and separators were written.
-    s.serialize_str(std::str::from_utf8(&buf[..len]).unwrap_or_default())
+    buf[len + 1] = b'"';
+    out.extend_from_slice(&buf[..len + 2]);
 }
 
 /// One event ready to produce.
@@ -190,58 +203,86 @@ impl WireRecord {
 /// ids, numbers, two instants), so the value is written without regrowing.
 const ENVELOPE_OVERHEAD: usize = 400;
 
-/// Encodes a stored event as a record.
-pub fn encode(recorded: &RecordedEvent) -> WireRecord {
+/// Encodes a stored event as a record, moving its stream id (the key) and
+/// type name (a header) into it.
+pub fn encode(recorded: RecordedEvent) -> WireRecord {
+    let value = envelope(&recorded);
+    let RecordedEvent {
+        position,
+        stream,
+        version,
+        event,
+        ..
+    } = recorded;
+    WireRecord {
+        key: stream,
+        headers: Headers {
+            event_id: event.event_id,
+            event_type: event.event_type,
+            schema_version: event.schema_version,
+            global_position: position,
+            stream_version: version,
+            correlation_id: event.metadata.correlation_id,
+        },
+        value,
+    }
+}
+
+/// The JSON envelope of a stored event: byte for byte what serde_json makes
+/// of a [`WireEnvelope`] (a test holds them equal), written field by field
+/// without serde's machinery — the relay writes one per event.
+fn envelope(recorded: &RecordedEvent) -> Vec<u8> {
     let e = &recorded.event;
     // A stored payload is JSON (written by `Event::encode`); anything else is
     // carried as a JSON string so the record stays JSON and consumers see it
     // as an undecodable payload rather than losing it.
     let quoted;
-    let payload: &RawValue = match serde_json::from_str::<&RawValue>(&e.payload) {
-        Ok(raw) => raw,
-        Err(_) => {
-            quoted = RawValue::from_string(
-                serde_json::to_string(&e.payload).unwrap_or_else(|_| "null".into()),
-            )
-            .unwrap_or_else(|_| RawValue::NULL.to_owned());
-            &quoted
-        }
+    let payload = if serde_json::from_str::<serde::de::IgnoredAny>(&e.payload).is_ok() {
+        e.payload.as_str()
+    } else {
+        quoted = serde_json::to_string(&e.payload).unwrap_or_else(|_| "null".into());
+        quoted.as_str()
     };
-    let wire = WireEnvelope {
-        event_id: e.event_id,
-        stream_id: recorded.stream.as_str().into(),
-        stream_version: recorded.version,
-        global_position: recorded.position,
-        event_type: e.event_type.as_str().into(),
-        schema_version: e.schema_version,
-        occurred_at: e.metadata.occurred_at,
-        recorded_at: recorded.recorded_at,
-        correlation_id: e.metadata.correlation_id,
-        causation_id: e.metadata.causation_id,
-        actor: std::borrow::Cow::Borrowed(&e.metadata.actor),
-        payload,
-    };
+    let m = &e.metadata;
     let mut value = Vec::with_capacity(
         ENVELOPE_OVERHEAD
-            + payload.get().len()
+            + payload.len()
             + recorded.stream.len()
             + e.event_type.len()
-            + e.metadata.actor.subject.len(),
+            + m.actor.subject.len(),
     );
-    // Serialising plain fields and a validated raw value cannot fail.
-    let _ = serde_json::to_writer(&mut value, &wire);
-    WireRecord {
-        key: recorded.stream.clone(),
-        headers: Headers {
-            event_id: e.event_id,
-            event_type: e.event_type.clone(),
-            schema_version: e.schema_version,
-            global_position: recorded.position,
-            stream_version: recorded.version,
-            correlation_id: e.metadata.correlation_id,
-        },
-        value,
+    let mut number = itoa::Buffer::new();
+    value.extend_from_slice(b"{\"event_id\":");
+    put_uuid(&mut value, &e.event_id);
+    value.extend_from_slice(b",\"stream_id\":");
+    put_json_str(&mut value, &recorded.stream);
+    value.extend_from_slice(b",\"stream_version\":");
+    value.extend_from_slice(number.format(recorded.version).as_bytes());
+    value.extend_from_slice(b",\"global_position\":");
+    value.extend_from_slice(number.format(recorded.position).as_bytes());
+    value.extend_from_slice(b",\"event_type\":");
+    put_json_str(&mut value, &e.event_type);
+    value.extend_from_slice(b",\"schema_version\":");
+    value.extend_from_slice(number.format(e.schema_version).as_bytes());
+    value.extend_from_slice(b",\"occurred_at\":");
+    put_time(&mut value, &m.occurred_at);
+    value.extend_from_slice(b",\"recorded_at\":");
+    put_time(&mut value, &recorded.recorded_at);
+    value.extend_from_slice(b",\"correlation_id\":");
+    put_uuid(&mut value, &m.correlation_id);
+    value.extend_from_slice(b",\"causation_id\":");
+    match &m.causation_id {
+        Some(id) => put_uuid(&mut value, id),
+        None => value.extend_from_slice(b"null"),
     }
+    value.extend_from_slice(b",\"actor\":{\"role\":\"");
+    value.extend_from_slice(m.actor.role.as_str().as_bytes());
+    value.extend_from_slice(b"\",\"subject\":");
+    put_json_str(&mut value, &m.actor.subject);
+    value.extend_from_slice(b"},\"payload\":");
+    value.extend_from_slice(payload.as_bytes());
+    value.push(b'}');
+    value
 }
 
 /// Why a message is poison: it is set aside, never applied.
@@ -309,27 +350,102 @@ pub fn decode(value: Option<&[u8]>) -> Result<(RecordedEvent, o2ohub_events::Env
 mod tests {
     use super::*;
 
+    use proptest::prelude::*;
+
+    /// What serde_json makes of the envelope of `r` (payload valid JSON).
+    fn serde_envelope(r: &RecordedEvent) -> Vec<u8> {
+        let e = &r.event;
+        serde_json::to_vec(&WireEnvelope {
+            event_id: e.event_id,
+            stream_id: r.stream.as_str().into(),
+            stream_version: r.version,
+            global_position: r.position,
+            event_type: e.event_type.as_str().into(),
+            schema_version: e.schema_version,
+            occurred_at: e.metadata.occurred_at,
+            recorded_at: r.recorded_at,
+            correlation_id: e.metadata.correlation_id,
+            causation_id: e.metadata.causation_id,
+            actor: std::borrow::Cow::Borrowed(&e.metadata.actor),
+            payload: serde_json::from_str(&e.payload).unwrap(),
+        })
+        .unwrap()
+    }
+
     #[test]
     fn times_are_written_as_chrono_writes_them() {
-        #[derive(Serialize)]
-        struct Ours(#[serde(serialize_with = "rfc3339")] DateTime<Utc>);
-        for text in [
+        let mut times: Vec<DateTime<Utc>> = [
             "2026-12-01T08:00:00Z",
             "2026-12-01T08:00:00.120Z",
             "1999-01-09T23:59:59.000123Z",
             "2026-02-28T00:00:07.987654321Z",
             "0001-01-01T00:00:00.5Z",
             "2016-12-31T23:59:60.5Z",
-        ] {
-            let t: DateTime<Utc> = text.parse().unwrap();
+        ]
+        .iter()
+        .map(|text| text.parse().unwrap())
+        .collect();
+        // Beyond four digits of year, both ways.
+        times.push(DateTime::from_timestamp(300_000_000_000, 7).unwrap());
+        times.push(DateTime::from_timestamp(-70_000_000_000, 0).unwrap());
+        for t in times {
+            let mut ours = Vec::new();
+            put_time(&mut ours, &t);
             assert_eq!(
-                serde_json::to_string(&Ours(t)).unwrap(),
-                serde_json::to_string(&t).unwrap(),
-                "{text}"
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&t).unwrap()
             );
         }
     }
-    use o2ohub_events::{Event, RiderEvent, RiderId, RiderRegistered, VehicleType};
+
+    proptest! {
+        #[test]
+        fn the_envelope_is_what_serde_writes(
+            stream in "\\PC{0,12}|[a-z]{1,8}-[0-9a-f]{8}",
+            subject in "\\PC{0,8}|[\"\\\\\\x00-\\x1f\\x7f]{1,4}",
+            event_type in "[A-Za-z]{1,20}",
+            ids in any::<(u128, u128, Option<u128>)>(),
+            numbers in any::<(u64, u64, u32)>(),
+            seconds in any::<(i32, u32)>(),
+            nanos in prop_oneof![Just(0u32), 0u32..1_000_000_000],
+            role in 0usize..6,
+            payload in prop_oneof![
+                Just("{}"),
+                Just(r#"{"name":"Ana \"Li\"","ids":[1,2.5,null,true],"at":"2026-12-01T08:00:00Z"}"#),
+                Just("[]"),
+                Just("\"text\""),
+            ],
+        ) {
+            let roles = [Role::Consumer, Role::Staff, Role::Rider, Role::Admin, Role::PaymentProvider, Role::System];
+            // Times across four-digit years (seconds from an i32 scaled up), any nanosecond.
+            let occurred = DateTime::from_timestamp(i64::from(seconds.0) * 120, nanos).unwrap();
+            let recorded_at = DateTime::from_timestamp(i64::from(seconds.1), 0).unwrap();
+            let r = RecordedEvent {
+                position: numbers.0,
+                stream,
+                version: numbers.1,
+                recorded_at,
+                event: NewEvent {
+                    event_id: Uuid::from_u128(ids.0),
+                    event_type,
+                    schema_version: numbers.2,
+                    payload: payload.into(),
+                    metadata: EventMetadata {
+                        occurred_at: occurred,
+                        correlation_id: Uuid::from_u128(ids.1),
+                        causation_id: ids.2.map(Uuid::from_u128),
+                        actor: Actor { role: roles[role], subject },
+                    },
+                },
+            };
+            prop_assert_eq!(
+                String::from_utf8(envelope(&r)).unwrap(),
+                String::from_utf8(serde_envelope(&r)).unwrap()
+            );
+        }
+    }
+
+    use o2ohub_events::{Event, RiderEvent, RiderId, RiderRegistered, Role, VehicleType};
 
     fn recorded(event_type: &str, schema_version: u32, payload: &str) -> RecordedEvent {
         RecordedEvent {
@@ -362,7 +478,7 @@ mod tests {
         })
         .into();
         let r = recorded(event.event_type(), event.schema_version(), &event.encode());
-        let wire = encode(&r);
+        let wire = encode(r.clone());
         assert_eq!(wire.key, "rider-x");
         let pairs = pairs(&wire.headers);
         assert!(pairs.contains(&(header::GLOBAL_POSITION, "42".to_owned())));
@@ -404,7 +520,7 @@ mod tests {
             Err(Poison::NotAnEnvelope(_))
         ));
         assert!(matches!(decode(None), Err(Poison::NotAnEnvelope(_))));
-        let unknown = encode(&recorded("NoSuchEvent", 1, "{}"));
+        let unknown = encode(recorded("NoSuchEvent", 1, "{}"));
         assert!(matches!(
             decode(Some(&unknown.value)),
             Err(Poison::Undecodable {
@@ -413,7 +529,7 @@ mod tests {
                 ..
             })
         ));
-        let future = encode(&recorded("RiderRegistered", 99, "{}"));
+        let future = encode(recorded("RiderRegistered", 99, "{}"));
         assert!(matches!(
             decode(Some(&future.value)),
             Err(Poison::Undecodable {
@@ -422,7 +538,7 @@ mod tests {
             })
         ));
         // A payload that is not JSON still makes a JSON record.
-        let garbled = encode(&recorded("RiderRegistered", 1, "{oops"));
+        let garbled = encode(recorded("RiderRegistered", 1, "{oops"));
         assert!(matches!(
             decode(Some(&garbled.value)),
             Err(Poison::Undecodable { .. })

@@ -26,9 +26,16 @@ pub(super) fn segment_path(dir: &Path, first_position: Position) -> PathBuf {
     dir.join(format!("{first_position:020}.seg"))
 }
 
-/// The spare segment kept ready by the preparer.
+/// The spare segment while the preparer writes it (removed at recovery: a
+/// crash may have cut it short).
 fn spare_path(dir: &Path) -> PathBuf {
     dir.join("spare.seg.tmp")
+}
+
+/// The spare segment once zero-filled and synced, kept across restarts so a
+/// start does not write another 64 MB of zeros.
+fn ready_spare_path(dir: &Path) -> PathBuf {
+    dir.join("spare.ready")
 }
 
 /// Creates a zero-filled segment of `bytes` at `path` with its header, synced.
@@ -75,10 +82,16 @@ pub(super) struct Preparer {
 }
 
 impl Preparer {
-    /// Starts the preparer thread, which prepares a spare right away.
+    /// Starts the preparer thread, which prepares a spare right away unless
+    /// the last run left one of this size ready.
     pub(super) fn start(dir: &Path, bytes: u64) -> Result<Self, StoreError> {
         let (wake, requests) = mpsc::channel::<()>();
-        let ready = Arc::new(AtomicBool::new(false));
+        let left_ready = std::fs::metadata(ready_spare_path(dir)).is_ok_and(|m| m.len() == bytes);
+        if !left_ready {
+            // Of another size (the option changed), or none.
+            let _ = std::fs::remove_file(ready_spare_path(dir));
+        }
+        let ready = Arc::new(AtomicBool::new(left_ready));
         let (thread_dir, thread_ready) = (dir.to_path_buf(), ready.clone());
         std::thread::Builder::new()
             .name("o2ohub-log-preparer".into())
@@ -87,8 +100,13 @@ impl Preparer {
                     if thread_ready.load(Ordering::Acquire) {
                         continue;
                     }
-                    match create_zeroed(&spare_path(&thread_dir), bytes) {
-                        Ok(_) => thread_ready.store(true, Ordering::Release),
+                    // Written under a temporary name and renamed once synced:
+                    // a spare under the ready name is whole.
+                    let prepared = create_zeroed(&spare_path(&thread_dir), bytes).and_then(|_| {
+                        std::fs::rename(spare_path(&thread_dir), ready_spare_path(&thread_dir))
+                    });
+                    match prepared {
+                        Ok(()) => thread_ready.store(true, Ordering::Release),
                         Err(e) => tracing::warn!(error = %e, "could not prepare a spare log segment; will create on demand"),
                     }
                 }
@@ -111,7 +129,7 @@ impl Preparer {
             StoreError::Backend(format!("cannot create log segment {}: {e}", path.display()))
         };
         if self.ready.swap(false, Ordering::AcqRel) {
-            std::fs::rename(spare_path(&self.dir), &path).map_err(io)?;
+            std::fs::rename(ready_spare_path(&self.dir), &path).map_err(io)?;
         } else {
             create_zeroed(&path, self.bytes).map_err(io)?;
         }
@@ -359,5 +377,58 @@ pub(super) fn read_record(segment: &Segment, offset: u64, len: u32) -> Result<Re
             last_good_position: 0,
             detail: format!("the record at byte {offset} no longer reads back intact"),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Waits (bounded) until the preparer has a spare ready.
+    fn wait_ready(preparer: &Preparer) {
+        let started = Instant::now();
+        while !preparer.ready.load(Ordering::Acquire) {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no spare within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn a_ready_spare_is_kept_across_restarts_and_one_of_another_size_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = 1 << 20;
+        let first = Preparer::start(dir.path(), bytes).unwrap();
+        wait_ready(&first);
+        drop(first);
+        assert!(ready_spare_path(dir.path()).exists());
+
+        // A restart takes the spare as ready without writing it again.
+        let second = Preparer::start(dir.path(), bytes).unwrap();
+        assert!(second.ready.load(Ordering::Acquire));
+        let segment = second.next_segment(1).unwrap();
+        let mut head = [0u8; SEGMENT_HEADER as usize];
+        segment.file.read_exact_at(&mut head, 0).unwrap();
+        assert_eq!(&head[..8], MAGIC);
+        assert_eq!(std::fs::metadata(&segment.path).unwrap().len(), bytes);
+        wait_ready(&second);
+        drop(second);
+
+        // Another segment size: the old spare is not used.
+        let third = Preparer::start(dir.path(), 2 * bytes).unwrap();
+        wait_ready(&third);
+        assert_eq!(
+            third
+                .next_segment(1 << 30)
+                .unwrap()
+                .file
+                .metadata()
+                .unwrap()
+                .len(),
+            2 * bytes
+        );
     }
 }
