@@ -38,8 +38,9 @@ fn ready_spare_path(dir: &Path) -> PathBuf {
     dir.join("spare.ready")
 }
 
-/// Creates a zero-filled segment of `bytes` at `path` with its header, synced.
-fn create_zeroed(path: &Path, bytes: u64) -> std::io::Result<File> {
+/// Creates a zero-filled segment of `bytes` at `path` with its header,
+/// synced; gives up between megabytes once `cancelled` is set.
+fn create_zeroed(path: &Path, bytes: u64, cancelled: &AtomicBool) -> std::io::Result<File> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -51,6 +52,12 @@ fn create_zeroed(path: &Path, bytes: u64) -> std::io::Result<File> {
     let chunk = vec![0u8; 1 << 20];
     let mut left = bytes - SEGMENT_HEADER;
     while left > 0 {
+        if cancelled.load(Ordering::Acquire) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::Interrupted,
+                "the store is closing",
+            ));
+        }
         let n = left.min(chunk.len() as u64) as usize;
         file.write_all(&chunk[..n])?;
         left -= n as u64;
@@ -73,12 +80,27 @@ pub(super) struct Segment {
 }
 
 /// Keeps one zero-filled spare segment ready so the writer never waits for
-/// preallocation when it moves to a new segment.
+/// preallocation when it moves to a new segment. Dropping it stops and joins
+/// its thread (within a megabyte's write), so no thread of a closed store
+/// renames files under a store opened after it.
 pub(super) struct Preparer {
     dir: PathBuf,
     bytes: u64,
     ready: Arc<AtomicBool>,
     wake: mpsc::Sender<()>,
+    /// Set when the store closes: the thread stops preparing.
+    closing: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Preparer {
+    fn drop(&mut self) {
+        self.closing.store(true, Ordering::Release);
+        let _ = self.wake.send(());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Preparer {
@@ -92,21 +114,24 @@ impl Preparer {
             let _ = std::fs::remove_file(ready_spare_path(dir));
         }
         let ready = Arc::new(AtomicBool::new(left_ready));
-        let (thread_dir, thread_ready) = (dir.to_path_buf(), ready.clone());
-        std::thread::Builder::new()
+        let closing = Arc::new(AtomicBool::new(false));
+        let (thread_dir, thread_ready, thread_closing) =
+            (dir.to_path_buf(), ready.clone(), closing.clone());
+        let thread = std::thread::Builder::new()
             .name("o2ohub-log-preparer".into())
             .spawn(move || {
-                while requests.recv().is_ok() {
+                while requests.recv().is_ok() && !thread_closing.load(Ordering::Acquire) {
                     if thread_ready.load(Ordering::Acquire) {
                         continue;
                     }
                     // Written under a temporary name and renamed once synced:
                     // a spare under the ready name is whole.
-                    let prepared = create_zeroed(&spare_path(&thread_dir), bytes).and_then(|_| {
+                    let prepared = create_zeroed(&spare_path(&thread_dir), bytes, &thread_closing).and_then(|_| {
                         std::fs::rename(spare_path(&thread_dir), ready_spare_path(&thread_dir))
                     });
                     match prepared {
                         Ok(()) => thread_ready.store(true, Ordering::Release),
+                        Err(_) if thread_closing.load(Ordering::Acquire) => return,
                         Err(e) => tracing::warn!(error = %e, "could not prepare a spare log segment; will create on demand"),
                     }
                 }
@@ -118,6 +143,8 @@ impl Preparer {
             bytes,
             ready,
             wake,
+            closing,
+            thread: Some(thread),
         })
     }
 
@@ -131,7 +158,7 @@ impl Preparer {
         if self.ready.swap(false, Ordering::AcqRel) {
             std::fs::rename(ready_spare_path(&self.dir), &path).map_err(io)?;
         } else {
-            create_zeroed(&path, self.bytes).map_err(io)?;
+            create_zeroed(&path, self.bytes, &AtomicBool::new(false)).map_err(io)?;
         }
         sync_dir(&self.dir).map_err(io)?;
         let file = OpenOptions::new()
@@ -398,7 +425,7 @@ mod tests {
     }
 
     #[test]
-    fn a_ready_spare_is_kept_across_restarts_and_one_of_another_size_is_not() {
+    fn a_ready_spare_is_kept_across_restarts_and_closing_stops_the_preparer() {
         let dir = tempfile::tempdir().unwrap();
         let bytes = 1 << 20;
         let first = Preparer::start(dir.path(), bytes).unwrap();
@@ -429,6 +456,28 @@ mod tests {
                 .unwrap()
                 .len(),
             2 * bytes
+        );
+        wait_ready(&third);
+        drop(third);
+
+        // Closing while a spare is being written stops the writing: nothing
+        // is left to rename a later store's files.
+        let dir = tempfile::tempdir().unwrap();
+        let fourth = Preparer::start(dir.path(), 1 << 30).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let closing = Instant::now();
+        drop(fourth);
+        assert!(
+            closing.elapsed() < Duration::from_secs(5),
+            "closing waited for the whole spare"
+        );
+        assert!(!ready_spare_path(dir.path()).exists());
+        let left = std::fs::metadata(spare_path(dir.path())).map_or(0, |m| m.len());
+        assert!(left < 1 << 30);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            std::fs::metadata(spare_path(dir.path())).map_or(0, |m| m.len()),
+            left
         );
     }
 }

@@ -45,7 +45,13 @@ impl Writer {
                 self.commit_group(group);
             }
             if let Some(done) = shutdown {
-                self.answerer.close(Some(done));
+                // The spare's thread is stopped before the store says it is
+                // closed, so a store opened next never meets it.
+                let Writer {
+                    preparer, answerer, ..
+                } = self;
+                drop(preparer);
+                answerer.close(Some(done));
                 return;
             }
         }
