@@ -157,7 +157,7 @@ async fn throughput(opts: &KafkaBench, run_id: &str) -> Result<Throughput> {
     // Each relay round opens the store again: let go of its lock.
     drop(store);
     let head = log.len() as u64;
-    let (mut raw, mut relayed) = (Vec::new(), Vec::new());
+    let (mut raw, mut relayed, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..opts.rounds.max(1) {
         // Alternate who goes first, so neither always meets a cold broker.
         let raw_config = prefixed(&opts.kafka, format!("bench.{run_id}.{round}.raw."));
@@ -178,17 +178,13 @@ async fn throughput(opts: &KafkaBench, run_id: &str) -> Result<Throughput> {
             raw.push(raw_producer(&raw_config, &log).await?);
         }
         let (r, q) = (raw[raw.len() - 1], relayed[relayed.len() - 1]);
+        ratios.push(q / r.max(1e-9));
         eprintln!(
             "bench kafka: round {}: raw {r:.0} events/s, relay {q:.0} events/s, ratio {:.3}",
             round + 1,
-            q / r.max(1e-9)
+            ratios[ratios.len() - 1]
         );
     }
-    let ratios = raw
-        .iter()
-        .zip(&relayed)
-        .map(|(r, q)| q / r.max(1e-9))
-        .collect();
     Ok(Throughput {
         raw,
         relayed,
