@@ -75,8 +75,9 @@ pub async fn run(opts: KafkaBench) -> Result<()> {
         events,
     } = throughput(&opts, run_id).await?;
     let (raw, relayed) = (median(&mut raw), median(&mut relayed));
+    let lowest = ratios.iter().copied().fold(f64::INFINITY, f64::min);
+    let highest = ratios.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     let ratio = median(&mut ratios);
-    let (lowest, highest) = (ratios[0], ratios[ratios.len() - 1]);
     let round3 = |r: f64| (r * 1000.0).round() / 1000.0;
     if opts.json {
         println!(

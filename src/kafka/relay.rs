@@ -413,9 +413,9 @@ async fn encode_ahead(
         };
         // In slices, yielding between them: a catch-up batch is thousands
         // of events and this task shares its worker with others.
-        let mut events = batch.into_iter().peekable();
-        while events.peek().is_some() {
-            let out = events
+        let mut events = batch.into_iter();
+        loop {
+            let out: Vec<Outgoing> = events
                 .by_ref()
                 .take(ENCODE_SLICE)
                 .map(|recorded| Outgoing {
@@ -424,6 +424,9 @@ async fn encode_ahead(
                     record: wire::encode(recorded),
                 })
                 .collect();
+            if out.is_empty() {
+                break;
+            }
             if encoded.send(Ok(out)).await.is_err() {
                 return; // the producing side stopped
             }
