@@ -119,7 +119,7 @@ impl WeekMinute {
     }
 
     /// The hour of the week it falls in (0..168).
-    fn hour(self) -> usize {
+    pub fn hour(self) -> usize {
         usize::from(self.0 / 60)
     }
 }
@@ -169,19 +169,70 @@ impl OpeningMask {
         }
     }
 
+    /// What hour `hour` of the summarised week (0..168) says of its minutes.
+    pub fn hour(&self, hour: usize) -> HourOpen {
+        let (word, bit) = (hour / 64, 1u64 << (hour % 64));
+        if self.throughout[word] & bit != 0 {
+            HourOpen::Throughout
+        } else if self.some[word] & bit == 0 {
+            HourOpen::Closed
+        } else {
+            HourOpen::Partly
+        }
+    }
+
+    /// The same summary per hour of the UTC week, for hours kept
+    /// `utc_offset_minutes` ahead of UTC. With an offset of whole hours that
+    /// is the local summary turned; otherwise each UTC hour straddles two
+    /// local hours and is open throughout only if both are, and open at some
+    /// minute if either is — never a wrong `Throughout` or `Closed`, at worst
+    /// a `Partly` that sends the caller to the intervals.
+    pub fn in_utc(&self, utc_offset_minutes: i16) -> OpeningMask {
+        let week_hours = usize::from(WEEK_MINUTES / 60);
+        let mut utc = OpeningMask::default();
+        for hour in 0..week_hours {
+            let start = WeekMinute((hour * 60) as u16).shifted(utc_offset_minutes);
+            let first = self.hour(start.hour());
+            let state = if start.0.is_multiple_of(60) {
+                first
+            } else {
+                match (first, self.hour((start.hour() + 1) % week_hours)) {
+                    (HourOpen::Throughout, HourOpen::Throughout) => HourOpen::Throughout,
+                    (HourOpen::Closed, HourOpen::Closed) => HourOpen::Closed,
+                    _ => HourOpen::Partly,
+                }
+            };
+            let bit = 1u64 << (hour % 64);
+            if state != HourOpen::Closed {
+                utc.some[hour / 64] |= bit;
+            }
+            if state == HourOpen::Throughout {
+                utc.throughout[hour / 64] |= bit;
+            }
+        }
+        utc
+    }
+
     /// Whether `hours` (the ones summarised) are open at minute `local` of
     /// their week.
     pub fn is_open_in(&self, local: WeekMinute, hours: &OpeningHours) -> bool {
-        let hour = local.hour();
-        let bit = 1u64 << (hour % 64);
-        if self.throughout[hour / 64] & bit != 0 {
-            true
-        } else if self.some[hour / 64] & bit == 0 {
-            false
-        } else {
-            hours.is_open_in(local)
+        match self.hour(local.hour()) {
+            HourOpen::Throughout => true,
+            HourOpen::Closed => false,
+            HourOpen::Partly => hours.is_open_in(local),
         }
     }
+}
+
+/// What one hour of an [`OpeningMask`] says of the minutes in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HourOpen {
+    /// Open at every minute of it.
+    Throughout,
+    /// Closed at every minute of it.
+    Closed,
+    /// Open at some minutes: the intervals decide.
+    Partly,
 }
 
 /// One opening interval on one weekday, in the merchant's local time as
@@ -378,6 +429,28 @@ mod tests {
             for minute in 0..WEEK_MINUTES {
                 let local = WeekMinute(minute);
                 prop_assert_eq!(mask.is_open_in(local, &hours), hours.is_open_in(local), "minute {}", minute);
+            }
+        }
+
+        #[test]
+        fn the_utc_summary_never_claims_a_wrong_hour(hours in any_hours()) {
+            let utc = OpeningMask::of(&hours).in_utc(hours.utc_offset_minutes);
+            let (mut throughout, mut closed) = (0, 0);
+            for minute in 0..WEEK_MINUTES {
+                let at = WeekMinute(minute);
+                let open = hours.is_open_in(at.shifted(hours.utc_offset_minutes));
+                match utc.hour(at.hour()) {
+                    HourOpen::Throughout => { prop_assert!(open, "UTC minute {}", minute); throughout += 1 }
+                    HourOpen::Closed => { prop_assert!(!open, "UTC minute {}", minute); closed += 1 }
+                    HourOpen::Partly => {}
+                }
+            }
+            // With whole-hour offsets nothing is lost: an hour is partly
+            // open only where the local hour is.
+            if hours.utc_offset_minutes % 60 == 0 {
+                let local = OpeningMask::of(&hours);
+                let partly = (0..168).filter(|&h| local.hour(h) == HourOpen::Partly).count();
+                prop_assert_eq!(throughout + closed, (168 - partly) * 60);
             }
         }
     }

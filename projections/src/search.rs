@@ -20,7 +20,10 @@
 //! `f32` unit vector: a chord on it is a lower bound of the distance from P
 //! that costs no trigonometry and no read of the merchant, so in a dense
 //! cell the many candidates that cannot beat the K-th best are passed over
-//! on the entry alone. The rest are tested exactly (haversine radius or
+//! on the entry alone. Of those left, the ones closed (or paused) in the
+//! query's hour of the UTC week are passed over on a bitset per hour
+//! (`open_hours`), again without reading the merchant; an hour in which a
+//! merchant opens or closes sends it to its intervals. The rest are tested exactly (haversine radius or
 //! point-in-polygon, opening hours, pause, free seats), so covers only need
 //! to be supersets.
 //!
@@ -56,6 +59,7 @@
 mod area;
 mod bucket;
 mod ledger;
+mod open_hours;
 mod query;
 mod snapshot;
 
@@ -64,7 +68,7 @@ pub use query::{SearchQuery, SlotWindow, MAX_QUERY_DISTANCE_M, MAX_RESULTS, MAX_
 use chrono::DateTime;
 use h3o::{CellIndex, Resolution};
 use o2ohub_events::geo::UnitPoint;
-use o2ohub_events::schedule::OpeningMask;
+use o2ohub_events::schedule::{HourOpen, OpeningMask};
 use o2ohub_events::{
     Category, Envelope, Event, MerchantEvent, MerchantId, MerchantProfile, Service, SlotEvent,
     SlotStart,
@@ -75,6 +79,11 @@ use crate::Projection;
 use area::{hasher, Cells, Map, Shape, SLACK_M};
 use bucket::{Bucket, Entry, UnitVector};
 use ledger::{parse_slot_stream, Ledger};
+use open_hours::OpenByHour;
+
+/// Entries of a bucket the walk rules on before reading any of their
+/// merchants (see [`MerchantSearch::walk`]).
+const WALK_BLOCK: usize = 64;
 
 /// The H3 resolution service areas are covered at (see the module doc).
 pub const SEARCH_RESOLUTION: Resolution = Resolution::Seven;
@@ -180,6 +189,8 @@ pub struct MerchantSearch {
     index: [Map<CellIndex, Bucket>; Category::ALL.len()],
     /// Geometry of the cells in use.
     cells: Cells,
+    /// Per hour of the UTC week, which merchants are open (and not paused).
+    open: OpenByHour,
     /// Merchants with a profile.
     listed: usize,
 }
@@ -214,6 +225,7 @@ impl MerchantSearch {
             by_id: Map::with_hasher(hasher()),
             index: std::array::from_fn(|_| Map::with_hasher(hasher())),
             cells: Cells::new(resolution),
+            open: OpenByHour::default(),
             listed: 0,
         }
     }
@@ -294,14 +306,16 @@ impl MerchantSearch {
         // A merchant `key` from the centre is at least `key - slack` from P.
         let slack = point.distance_m(&geom.center) + SLACK_M;
         let from = UnitVector::of(query.unit());
-        for entry in bucket.pending() {
-            self.consider(entry, &from, query, &mut top);
+        let hour = query.at_week().hour();
+        let mut block = Vec::with_capacity(WALK_BLOCK);
+        for entries in bucket.pending().chunks(WALK_BLOCK) {
+            self.consider(entries, &from, hour, query, &mut top, &mut block);
         }
-        for entry in bucket.sorted() {
-            if f64::from(entry.key_dm) / 10.0 - slack > top.bound() {
+        for entries in bucket.sorted().chunks(WALK_BLOCK) {
+            if f64::from(entries[0].key_dm) / 10.0 - slack > top.bound() {
                 break;
             }
-            self.consider(entry, &from, query, &mut top);
+            self.consider(entries, &from, hour, query, &mut top, &mut block);
         }
         top
     }
@@ -312,7 +326,12 @@ impl MerchantSearch {
     /// serve me" checks, and to compare the index with other engines.
     pub fn matches(&self, merchant: MerchantId, query: &SearchQuery) -> Option<SearchHit> {
         let m = &self.merchants[*self.by_id.get(&merchant)? as usize];
-        self.evaluate(m, query, query.max_distance_m().unwrap_or(f64::INFINITY))
+        self.evaluate(
+            m,
+            query,
+            query.max_distance_m().unwrap_or(f64::INFINITY),
+            false,
+        )
     }
 
     /// The same answer as [`MerchantSearch::search`], by testing every
@@ -323,7 +342,7 @@ impl MerchantSearch {
         let mut hits: Vec<SearchHit> = self
             .merchants
             .iter()
-            .filter_map(|m| self.evaluate(m, query, bound))
+            .filter_map(|m| self.evaluate(m, query, bound, false))
             .collect();
         hits.sort_by(SearchHit::rank);
         hits.truncate(query.k());
@@ -375,22 +394,58 @@ impl MerchantSearch {
             .collect()
     }
 
-    fn consider(&self, entry: &Entry, from: &UnitVector, query: &SearchQuery, top: &mut Top) {
-        // Most candidates of a dense cell are too far to enter the top K:
-        // rule them out on the entry alone, before reading the merchant.
-        if entry.at.distance_floor_m(from) > top.bound() {
-            return;
+    /// Offers the qualifying merchants of `entries` to `top`, nearest
+    /// first; `hour` is the query's hour of the UTC week, `block` a buffer.
+    ///
+    /// Candidates too far to enter the top K, or closed (or paused) in the
+    /// hour, are ruled out on the entry and the hour's bitset alone. The
+    /// rest are read in order of their distance floor, so the first few
+    /// read set a tight bound and most of the others are never read: each
+    /// read of a merchant is a cache miss on its profile.
+    fn consider(
+        &self,
+        entries: &[Entry],
+        from: &UnitVector,
+        hour: usize,
+        query: &SearchQuery,
+        top: &mut Top,
+        block: &mut Vec<(f64, u32, HourOpen)>,
+    ) {
+        block.clear();
+        let bound = top.bound();
+        for entry in entries {
+            let floor = entry.at.distance_floor_m(from);
+            if floor > bound {
+                continue;
+            }
+            match self.open.at(hour, entry.merchant) {
+                HourOpen::Closed => {}
+                open => block.push((floor, entry.merchant, open)),
+            }
         }
-        let m = &self.merchants[entry.merchant as usize];
-        if let Some(hit) = self.evaluate(m, query, top.bound()) {
-            top.offer(hit, entry.merchant);
+        block.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        for &(floor, merchant, open) in block.iter() {
+            if floor > top.bound() {
+                break; // and so is every later one
+            }
+            let m = &self.merchants[merchant as usize];
+            if let Some(hit) = self.evaluate(m, query, top.bound(), open == HourOpen::Throughout) {
+                top.offer(hit, merchant);
+            }
         }
     }
 
     /// The hit `m` makes for `query`, if it qualifies and is not farther
     /// than `bound`. Shared by the index walk and the scan, so both apply
-    /// exactly the same rules.
-    fn evaluate(&self, m: &Merchant, query: &SearchQuery, bound: f64) -> Option<SearchHit> {
+    /// exactly the same rules; `known_open` skips the hours when the
+    /// walk's bitset already says open throughout the query's hour.
+    fn evaluate(
+        &self,
+        m: &Merchant,
+        query: &SearchQuery,
+        bound: f64,
+        known_open: bool,
+    ) -> Option<SearchHit> {
         let listed = m.listed.as_ref()?;
         let profile = &listed.profile;
         if m.paused || profile.category != query.category() {
@@ -400,7 +455,7 @@ impl MerchantSearch {
         // closed at a given hour, and the distance costs an `asin`.
         let hours = &profile.opening_hours;
         let local = query.at_week().shifted(hours.utc_offset_minutes);
-        if !listed.mask.is_open_in(local, hours) {
+        if !known_open && !listed.mask.is_open_in(local, hours) {
             return None;
         }
         let distance_m = query.unit().distance_m(&listed.unit);
@@ -479,6 +534,24 @@ impl MerchantSearch {
             unit: profile.location.unit(),
             service_keys,
         });
+        self.refresh_open(pos);
+    }
+
+    /// Brings the hour bitsets in line with the merchant's profile and pause.
+    fn refresh_open(&mut self, pos: u32) {
+        let m = &self.merchants[pos as usize];
+        let utc = m
+            .listed
+            .as_ref()
+            .filter(|_| !m.paused)
+            .map(|l| l.mask.in_utc(l.profile.opening_hours.utc_offset_minutes));
+        self.open.set(pos, utc.as_ref());
+    }
+
+    /// Pauses or resumes the merchant at `pos`.
+    fn set_paused(&mut self, pos: u32, paused: bool) {
+        self.merchants[pos as usize].paused = paused;
+        self.refresh_open(pos);
     }
 
     fn index(&mut self, pos: u32, profile: &MerchantProfile, shape: &Shape) {
@@ -524,11 +597,11 @@ impl MerchantSearch {
             MerchantEvent::Updated(u) => self.upsert(id, &u.profile),
             MerchantEvent::Paused(_) => {
                 let pos = self.position(id);
-                self.merchants[pos as usize].paused = true;
+                self.set_paused(pos, true);
             }
             MerchantEvent::Resumed(_) => {
                 let pos = self.position(id);
-                self.merchants[pos as usize].paused = false;
+                self.set_paused(pos, false);
             }
             MerchantEvent::Registered(_) | MerchantEvent::StaffAdded(_) => {}
         }

@@ -654,7 +654,9 @@ fn random_hours(g: &mut Gen) -> OpeningHours {
         intervals.push(OpeningInterval { day, open, close });
     }
     OpeningHours {
-        utc_offset_minutes: SHANGHAI,
+        // Mostly the city's own zone; some of whole hours and some not, so
+        // the index's per-UTC-hour bitsets meet straddled hours.
+        utc_offset_minutes: g.pick(&[SHANGHAI, SHANGHAI, 0, 330, 345, -210, -300, 525]),
         intervals,
     }
 }

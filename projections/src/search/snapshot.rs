@@ -75,7 +75,7 @@ impl<'de> Deserialize<'de> for MerchantSearch {
                     ledger.take(key, start);
                 }
             }
-            search.merchants[pos].paused = m.paused;
+            search.set_paused(pos as u32, m.paused);
             if let Some(profile) = m.profile {
                 search.upsert(m.merchant_id, &profile);
             }
