@@ -42,6 +42,7 @@ pub mod demo;
 pub mod dispatch;
 pub mod domain;
 pub mod hub;
+pub mod json_out;
 pub mod kafka;
 pub mod rebuild;
 pub mod replay;

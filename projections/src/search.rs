@@ -81,6 +81,24 @@ use bucket::{Bucket, Entry, UnitVector};
 use ledger::{parse_slot_stream, Ledger};
 use open_hours::OpenByHour;
 
+/// Starts loading `value`'s cache lines (a hint; does nothing where the
+/// target has no prefetch instruction).
+fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let start = (value as *const T).cast::<i8>();
+        for offset in (0..std::mem::size_of::<T>()).step_by(64) {
+            // SAFETY: a prefetch is a hint that never faults nor reads into
+            // the program; the address is inside `value` anyway. The target
+            // feature it needs (SSE) is part of every x86_64 target.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
 /// Entries of a bucket the walk rules on before reading any of their
 /// merchants (see [`MerchantSearch::walk`]).
 const WALK_BLOCK: usize = 64;
@@ -424,6 +442,11 @@ impl MerchantSearch {
             }
         }
         block.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+        // Ask for the candidates' merchants at once, so their cache misses
+        // overlap instead of coming one after another as they are read.
+        for &(_, merchant, _) in block.iter() {
+            prefetch(&self.merchants[merchant as usize]);
+        }
         for &(floor, merchant, open) in block.iter() {
             if floor > top.bound() {
                 break; // and so is every later one

@@ -12,6 +12,7 @@ use warp::{Filter, Rejection, Reply};
 use super::auth::{principal, Principal};
 use super::problem::Problem;
 use super::{with_state, State};
+use crate::json_out::{put_json_str, put_uuid};
 
 /// Query of `GET /v1/merchants/search`.
 #[derive(Debug, Deserialize)]
@@ -36,8 +37,8 @@ pub struct SearchParams {
 }
 
 /// One merchant found, as answered (borrowed from the read model while
-/// its lock is held; serialised straight to the body).
-#[derive(Serialize)]
+/// its lock is held).
+#[cfg_attr(test, derive(Serialize))]
 struct Found<'a> {
     merchant_id: MerchantId,
     name: &'a str,
@@ -47,10 +48,41 @@ struct Found<'a> {
     load: u32,
 }
 
-/// The answer of `GET /v1/merchants/search`.
-#[derive(Serialize)]
-struct Searched<'a> {
-    merchants: Vec<Found<'a>>,
+/// The answer of `GET /v1/merchants/search`,
+/// `{"merchants":[{"merchant_id", "name", "location": {"lat", "lng"},
+/// "distance_m", "rating_tenths", "load"}, ...]}`, written by hand: a
+/// search answers twenty merchants and serde's escaping of every key and
+/// id was a tenth of the server's time under load. Byte for byte what
+/// serde_json writes for the same fields (a property test holds it).
+fn searched_json(found: &[Found<'_>]) -> Vec<u8> {
+    fn number(out: &mut Vec<u8>, n: impl Serialize) {
+        // Writing a number into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, &n);
+    }
+    let mut out = Vec::with_capacity(16 + found.len() * 200);
+    out.extend_from_slice(b"{\"merchants\":[");
+    for (i, f) in found.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"merchant_id\":");
+        put_uuid(&mut out, &f.merchant_id.0);
+        out.extend_from_slice(b",\"name\":");
+        put_json_str(&mut out, f.name);
+        out.extend_from_slice(b",\"location\":{\"lat\":");
+        number(&mut out, f.location.lat);
+        out.extend_from_slice(b",\"lng\":");
+        number(&mut out, f.location.lng);
+        out.extend_from_slice(b"},\"distance_m\":");
+        number(&mut out, f.distance_m);
+        out.extend_from_slice(b",\"rating_tenths\":");
+        number(&mut out, f.rating_tenths);
+        out.extend_from_slice(b",\"load\":");
+        number(&mut out, f.load);
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// Query of `GET /v1/merchants/{id}/slots`.
@@ -120,7 +152,12 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
                     load: hit.load,
                 })
                 .collect();
-            Ok::<_, Rejection>(warp::reply::json(&Searched { merchants }))
+            let body = searched_json(&merchants);
+            Ok::<_, Rejection>(warp::reply::with_header(
+                body,
+                warp::http::header::CONTENT_TYPE,
+                "application/json",
+            ))
         });
     let slots = warp::path!("v1" / "merchants" / MerchantId / "slots")
         .and(warp::get())
@@ -159,4 +196,44 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
             },
         );
     search.or(slots)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The answer as serde_json writes it: the reference of `searched_json`.
+    #[derive(Serialize)]
+    struct Searched<'a> {
+        merchants: &'a [Found<'a>],
+    }
+
+    proptest! {
+        #[test]
+        fn the_answer_is_what_serde_writes(
+            hits in proptest::collection::vec(
+                (any::<u128>(), any::<String>(), -90.0f64..=90.0, -180.0f64..=180.0,
+                 prop_oneof![Just(0.0), 0.0f64..1e7, Just(1e21)], any::<u8>(), any::<u32>()),
+                0..25,
+            ),
+        ) {
+            let found: Vec<Found<'_>> = hits
+                .iter()
+                .map(|(id, name, lat, lng, distance, rating, load)| Found {
+                    merchant_id: MerchantId(uuid::Uuid::from_u128(*id)),
+                    name,
+                    location: LatLng { lat: *lat, lng: *lng },
+                    distance_m: distance.round(),
+                    rating_tenths: *rating,
+                    load: *load,
+                })
+                .collect();
+            let ours = searched_json(&found);
+            prop_assert_eq!(
+                String::from_utf8(ours).unwrap(),
+                serde_json::to_string(&Searched { merchants: &found }).unwrap()
+            );
+        }
+    }
 }
