@@ -209,6 +209,12 @@ pub enum BenchCommand {
         /// Seed of the city and the queries.
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Queries look for shops open in the four hours from this local
+        /// hour: 10 (the default) finds every shop open, 20 some closing, 2
+        /// the city closed. Only 10 can be compared with Redis, which knows
+        /// no opening hours: another hour needs --no-redis.
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u32).range(0..24))]
+        local_hour: u32,
     },
     /// One dispatcher tick at city scale (5,000 deliveries × 2,000 riders) and
     /// a simulated hour of the global policy against greedy nearest-rider.
@@ -381,9 +387,13 @@ pub async fn run(cli: Cli) -> Result<()> {
             no_redis,
             no_http,
             seed,
+            local_hour,
         }) => {
             if merchants == 0 || queries == 0 || concurrency == 0 {
                 anyhow::bail!("--merchants, --queries and --concurrency must be positive");
+            }
+            if local_hour != 10 && !no_redis {
+                anyhow::bail!("--local-hour {local_hour} needs --no-redis: Redis knows no opening hours, so only the default hour (10, every shop open) compares like with like");
             }
             let opts = bench::geo::GeoBench {
                 merchants,
@@ -395,6 +405,7 @@ pub async fn run(cli: Cli) -> Result<()> {
                 redis: !no_redis,
                 http: !no_http,
                 seed,
+                local_hour,
             };
             bench::geo::run(opts).await
         }

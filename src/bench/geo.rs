@@ -11,7 +11,7 @@
 //! reuse them.
 
 use anyhow::{bail, Context, Result};
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use o2ohub_events::schedule::utc;
 use o2ohub_events::{
     Actor, Category, Envelope, LatLng, MerchantEvent, MerchantId, MerchantProfile,
@@ -54,6 +54,10 @@ pub struct GeoBench {
     pub http: bool,
     /// Seed of the city and the queries.
     pub seed: u64,
+    /// Queries ask for shops open at a minute in the four hours from this
+    /// local hour (0..24). The default, 10, is when every shop is open;
+    /// from 20 some close, and 2 finds the city closed.
+    pub local_hour: u32,
 }
 
 impl Default for GeoBench {
@@ -68,6 +72,7 @@ impl Default for GeoBench {
             redis: true,
             http: true,
             seed: 42,
+            local_hour: 10,
         }
     }
 }
@@ -260,11 +265,13 @@ pub fn registration_envelope(position: u64, registered: &MerchantRegistered) -> 
 }
 
 /// The queries of a run: points drawn like the merchants, a category drawn
-/// like theirs, at a time between 10:00 and 14:00 local on a Wednesday
-/// (when every shop of the city is open); nearest [`K`] within [`RADIUS_M`].
-pub fn query_set(queries: usize, seed: u64) -> Vec<SearchQuery> {
+/// like theirs, at a time in the four hours from `local_hour` on a
+/// Wednesday (from 10:00, every shop of the city is open); nearest [`K`]
+/// within [`RADIUS_M`].
+pub fn query_set(queries: usize, seed: u64, local_hour: u32) -> Vec<SearchQuery> {
     let mut rng = Xoshiro256PlusPlus::seed_from_u64(seed ^ 0x9e37_79b9_7f4a_7c15);
-    let morning: DateTime<Utc> = utc(2026, 11, 25, 2, 0);
+    let local_midnight = utc(2026, 11, 25, 0, 0) - Duration::minutes(i64::from(UTC_OFFSET_MINUTES));
+    let morning = local_midnight + Duration::hours(i64::from(local_hour));
     (0..queries)
         .filter_map(|_| {
             let point = city_point(&mut rng);
@@ -983,7 +990,7 @@ pub async fn run(opts: GeoBench) -> Result<()> {
         opts.merchants, opts.seed
     );
     let city = synthetic_city(opts.merchants, opts.seed);
-    let queries = query_set(opts.queries, opts.seed);
+    let queries = query_set(opts.queries, opts.seed, opts.local_hour);
     let rss_before = rss_mb("self").unwrap_or(0.0);
     eprintln!("folding {} registrations into the index…", city.len());
     let (model, events_per_sec) = fold(&city);
@@ -1138,7 +1145,7 @@ mod tests {
             r.profile.service_area.validate().unwrap();
             r.profile.opening_hours.validate().unwrap();
         }
-        assert_eq!(query_set(50, 7), query_set(50, 7));
+        assert_eq!(query_set(50, 7, 10), query_set(50, 7, 10));
     }
 
     #[test]
@@ -1148,7 +1155,7 @@ mod tests {
         for (i, r) in city.iter().enumerate() {
             model.apply(&registration_envelope(i as u64 + 1, r));
         }
-        let queries = query_set(200, 3);
+        let queries = query_set(200, 3, 10);
         let found = queries
             .iter()
             .filter(|q| !model.search(q).is_empty())
