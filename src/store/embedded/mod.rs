@@ -108,16 +108,15 @@ impl EmbeddedStore {
             ))
         })?;
         let lock = lock(&dir)?;
-        let recovered = segment::recover(&dir)?;
         let mut index = Index::default();
-        for (segment, offset, len, record) in &recovered.records {
+        let recovered = segment::recover(&dir, &mut |segment, offset, len, record| {
             let at = Location {
-                segment: *segment as u32,
-                offset: *offset as u32,
-                len: *len,
+                segment: segment as u32,
+                offset: offset as u32,
+                len,
             };
             index.add(&record.events, record.claim.as_ref(), at);
-        }
+        })?;
         let head = index.head();
         let preparer = Preparer::start(&dir, options.segment_bytes)?;
         let mut segments: Vec<Arc<Segment>> =

@@ -180,14 +180,19 @@ pub(super) struct Recovered {
     pub segments: Vec<Segment>,
     /// Offset just past the last record of the last segment.
     pub end_offset: u64,
-    /// Every valid record with the segment index and offset it sits at.
-    pub records: Vec<(usize, u64, u32, Record)>,
 }
 
-/// Scans every segment. A damaged record that is followed only by zeros in the
-/// last segment is a write cut short by a crash: it was never acknowledged, so
-/// it is zeroed out (with a warning). Any other damage refuses the store.
-pub(super) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
+/// Scans every segment, handing each valid record to `found` in log order
+/// (with its segment's index, offset and size) as it is decoded, so no more
+/// than one segment's records are held at once. A damaged record that is
+/// followed only by zeros in the last segment is a write cut short by a
+/// crash: it was never acknowledged, so it is zeroed out (with a warning).
+/// Any other damage refuses the store; what `found` was given before then
+/// is to be discarded with it.
+pub(super) fn recover(
+    dir: &Path,
+    found: &mut dyn FnMut(usize, u64, u32, &Record),
+) -> Result<Recovered, StoreError> {
     let io = |e: std::io::Error| {
         StoreError::Backend(format!("cannot read log directory {}: {e}", dir.display()))
     };
@@ -212,19 +217,29 @@ pub(super) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
         }
     }
     names.sort();
-    let mut scans = Vec::with_capacity(names.len());
-    for (_, path) in names {
-        match scan(&path).map_err(io)? {
-            Ok(found) => scans.push(found),
+    let mut scans: Vec<Scan> = Vec::with_capacity(names.len());
+    // Events of the valid records so far, which must number the log's
+    // positions without a gap.
+    let mut last_good: Position = 0;
+    for (index, (_, path)) in names.into_iter().enumerate() {
+        let mut record_found = |offset: usize, size: usize, record: &Record| {
+            if record.first_position != last_good + 1 {
+                return Err(format!(
+                    "a record starts at position {} where {} was expected",
+                    record.first_position,
+                    last_good + 1
+                ));
+            }
+            last_good += record.events.len() as u64;
+            found(index, offset as u64, size as u32, record);
+            Ok(())
+        };
+        match scan(&path, &mut record_found).map_err(io)? {
+            Ok(scanned) => scans.push(scanned),
             Err(StoreError::Corrupt { file, detail, .. }) => {
-                let last_good_position = scans
-                    .iter()
-                    .flat_map(|s| &s.records)
-                    .map(|r| r.2.events.len() as u64)
-                    .sum();
                 return Err(StoreError::Corrupt {
                     file,
-                    last_good_position,
+                    last_good_position: last_good,
                     detail,
                 });
             }
@@ -238,15 +253,11 @@ pub(super) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
     if let Some(d) = scans.iter().position(|s| s.damage.is_some()) {
         let later_empty = scans[d + 1..]
             .iter()
-            .all(|s| s.records.is_empty() && s.damage.is_none());
+            .all(|s| s.events == 0 && s.damage.is_none());
         let scan = &scans[d];
         let damage = scan.damage.as_ref().expect("found above");
         if !(damage.zeros_after && later_empty) {
-            let last_good = scans[..=d]
-                .iter()
-                .flat_map(|s| &s.records)
-                .map(|r| r.2.events.len() as u64)
-                .sum();
+            let last_good = scans[..=d].iter().map(|s| s.events).sum();
             return Err(StoreError::Corrupt {
                 file: scan.path.clone(),
                 last_good_position: last_good,
@@ -274,27 +285,8 @@ pub(super) fn recover(dir: &Path) -> Result<Recovered, StoreError> {
     let mut recovered = Recovered {
         segments: Vec::new(),
         end_offset: 0,
-        records: Vec::new(),
     };
-    let mut last_good: Position = 0;
-    for (index, scan) in scans.into_iter().enumerate() {
-        for (offset, size, record) in scan.records {
-            if record.first_position != last_good + 1 {
-                return Err(StoreError::Corrupt {
-                    file: scan.path.clone(),
-                    last_good_position: last_good,
-                    detail: format!(
-                        "a record starts at position {} where {} was expected",
-                        record.first_position,
-                        last_good + 1
-                    ),
-                });
-            }
-            last_good += record.events.len() as u64;
-            recovered
-                .records
-                .push((index, offset as u64, size as u32, record));
-        }
+    for scan in scans {
         recovered.end_offset = scan.end as u64;
         recovered.segments.push(Segment {
             path: scan.path,
@@ -320,8 +312,8 @@ struct Damage {
 struct Scan {
     path: PathBuf,
     file: File,
-    /// Valid records: offset, size, record.
-    records: Vec<(usize, usize, Record)>,
+    /// Events in its valid records.
+    events: u64,
     /// Offset after the last valid record.
     end: usize,
     /// The first damaged record, if any (scanning stops there).
@@ -329,9 +321,13 @@ struct Scan {
 }
 
 /// Reads one segment: checks its header, then decodes records until the end
-/// of data or the first damaged record. The outer error is I/O, the inner a
-/// segment that is not whole.
-fn scan(path: &Path) -> std::io::Result<Result<Scan, StoreError>> {
+/// of data or the first damaged record, handing each valid one to `found`
+/// (which may refuse it: the segment is then corrupt with its reason). The
+/// outer error is I/O, the inner a segment that is not whole.
+fn scan(
+    path: &Path,
+    found: &mut dyn FnMut(usize, usize, &Record) -> Result<(), String>,
+) -> std::io::Result<Result<Scan, StoreError>> {
     let file = OpenOptions::new().read(true).write(true).open(path)?;
     let bytes = std::fs::read(path)?;
     let corrupt = |detail: String| StoreError::Corrupt {
@@ -354,7 +350,7 @@ fn scan(path: &Path) -> std::io::Result<Result<Scan, StoreError>> {
     let mut scan = Scan {
         path: path.to_path_buf(),
         file,
-        records: Vec::new(),
+        events: 0,
         end: 0,
         damage: None,
     };
@@ -366,7 +362,10 @@ fn scan(path: &Path) -> std::io::Result<Result<Scan, StoreError>> {
         }
         match format::decode(&bytes[offset..]) {
             Ok((record, size)) => {
-                scan.records.push((offset, size, record));
+                if let Err(detail) = found(offset, size, &record) {
+                    return Ok(Err(corrupt(detail)));
+                }
+                scan.events += record.events.len() as u64;
                 offset += size;
             }
             Err(Invalid::End) => break,
