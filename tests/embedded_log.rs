@@ -206,6 +206,19 @@ async fn a_flipped_byte_in_the_middle_refuses_the_store_with_the_last_good_posit
 }
 
 #[tokio::test]
+async fn damage_in_an_early_segment_is_named_even_when_later_segments_hold_data() {
+    // Recovery indexes records as it scans; the records after the damage,
+    // in later segments, must not turn the report into a gap elsewhere.
+    let dir = tempfile::tempdir().unwrap();
+    fill(dir.path(), 1000).await.shutdown().await;
+    assert!(segments(dir.path()).len() >= 3, "the log spans segments");
+    let file = flip_a_byte_of_record_43(dir.path());
+    assert_eq!(file, segments(dir.path())[0]);
+    let refused = EmbeddedStore::open_with(dir.path(), SMALL).map(|_| "a damaged log opened");
+    corrupt_after_record_42(refused, &file);
+}
+
+#[tokio::test]
 async fn damage_after_open_fails_the_read_naming_the_file_and_position() {
     let dir = tempfile::tempdir().unwrap();
     fill(dir.path(), 100).await.shutdown().await;

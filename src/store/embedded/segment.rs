@@ -221,8 +221,14 @@ pub(super) fn recover(
     // Events of the valid records so far, which must number the log's
     // positions without a gap.
     let mut last_good: Position = 0;
+    // Whether an earlier segment ended in damage: records after it make
+    // that damage the error to report (below), not a gap they would show.
+    let mut damaged = false;
     for (index, (_, path)) in names.into_iter().enumerate() {
         let mut record_found = |offset: usize, size: usize, record: &Record| {
+            if damaged {
+                return Ok(());
+            }
             if record.first_position != last_good + 1 {
                 return Err(format!(
                     "a record starts at position {} where {} was expected",
@@ -235,7 +241,10 @@ pub(super) fn recover(
             Ok(())
         };
         match scan(&path, &mut record_found).map_err(io)? {
-            Ok(scanned) => scans.push(scanned),
+            Ok(scanned) => {
+                damaged |= scanned.damage.is_some();
+                scans.push(scanned);
+            }
             Err(StoreError::Corrupt { file, detail, .. }) => {
                 return Err(StoreError::Corrupt {
                     file,
