@@ -99,6 +99,9 @@ impl Weekday {
 /// Minutes in a week.
 const WEEK_MINUTES: u16 = 7 * 1440;
 
+/// Hours in a week: the hours an [`OpeningMask`] summarises.
+pub const WEEK_HOURS: usize = 7 * 24;
+
 /// A minute of the week, Monday 00:00 = 0, in some fixed offset from UTC;
 /// seconds dropped. Shifting it by an offset is the same as shifting the
 /// instant and reading its weekday and minute again, without a calendar.
@@ -188,15 +191,14 @@ impl OpeningMask {
     /// minute if either is — never a wrong `Throughout` or `Closed`, at worst
     /// a `Partly` that sends the caller to the intervals.
     pub fn in_utc(&self, utc_offset_minutes: i16) -> OpeningMask {
-        let week_hours = usize::from(WEEK_MINUTES / 60);
         let mut utc = OpeningMask::default();
-        for hour in 0..week_hours {
+        for hour in 0..WEEK_HOURS {
             let start = WeekMinute((hour * 60) as u16).shifted(utc_offset_minutes);
             let first = self.hour(start.hour());
             let state = if start.0.is_multiple_of(60) {
                 first
             } else {
-                match (first, self.hour((start.hour() + 1) % week_hours)) {
+                match (first, self.hour((start.hour() + 1) % WEEK_HOURS)) {
                     (HourOpen::Throughout, HourOpen::Throughout) => HourOpen::Throughout,
                     (HourOpen::Closed, HourOpen::Closed) => HourOpen::Closed,
                     _ => HourOpen::Partly,
@@ -449,8 +451,8 @@ mod tests {
             // open only where the local hour is.
             if hours.utc_offset_minutes % 60 == 0 {
                 let local = OpeningMask::of(&hours);
-                let partly = (0..168).filter(|&h| local.hour(h) == HourOpen::Partly).count();
-                prop_assert_eq!(throughout + closed, (168 - partly) * 60);
+                let partly = (0..WEEK_HOURS).filter(|&h| local.hour(h) == HourOpen::Partly).count();
+                prop_assert_eq!(throughout + closed, (WEEK_HOURS - partly) * 60);
             }
         }
     }

@@ -23,9 +23,9 @@
 //! on the entry alone. Of those left, the ones closed (or paused) in the
 //! query's hour of the UTC week are passed over on a bitset per hour
 //! (`open_hours`), again without reading the merchant; an hour in which a
-//! merchant opens or closes sends it to its intervals. The rest are tested exactly (haversine radius or
-//! point-in-polygon, opening hours, pause, free seats), so covers only need
-//! to be supersets.
+//! merchant opens or closes sends it to its intervals. The rest are tested
+//! exactly (haversine radius or point-in-polygon, opening hours, pause,
+//! free seats), so covers only need to be supersets.
 //!
 //! # Resolution 7
 //!
@@ -476,10 +476,12 @@ impl MerchantSearch {
         }
         // Cheapest first: the hours are a bit test, most of a city is
         // closed at a given hour, and the distance costs an `asin`.
-        let hours = &profile.opening_hours;
-        let local = query.at_week().shifted(hours.utc_offset_minutes);
-        if !known_open && !listed.mask.is_open_in(local, hours) {
-            return None;
+        if !known_open {
+            let hours = &profile.opening_hours;
+            let local = query.at_week().shifted(hours.utc_offset_minutes);
+            if !listed.mask.is_open_in(local, hours) {
+                return None;
+            }
         }
         let distance_m = query.unit().distance_m(&listed.unit);
         if distance_m > bound || !listed.shape.contains(&query.point(), distance_m) {

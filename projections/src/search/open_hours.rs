@@ -5,10 +5,7 @@
 //! rules them out on a bitset of a few kilobytes instead of a cache miss on
 //! each merchant's profile.
 
-use o2ohub_events::schedule::{HourOpen, OpeningMask};
-
-/// Hours in a week.
-const WEEK_HOURS: usize = 168;
+use o2ohub_events::schedule::{HourOpen, OpeningMask, WEEK_HOURS};
 
 /// Per hour of the UTC week, for 64 merchants at a time: the word of those
 /// open at some minute, then the word of those open throughout.
@@ -47,7 +44,7 @@ impl OpenByHour {
 
     /// What `merchant` is in UTC hour `hour` of the week (0..168).
     pub fn at(&self, hour: usize, merchant: u32) -> HourOpen {
-        let words = &self.hours[hour % WEEK_HOURS];
+        let words = &self.hours[hour];
         let (word, bit) = (2 * (merchant as usize / 64), 1u64 << (merchant % 64));
         let Some(&[some, throughout]) = words.get(word..word + 2) else {
             return HourOpen::Closed;
