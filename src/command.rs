@@ -247,21 +247,42 @@ async fn commit(
         fingerprint: k.fingerprint.clone(),
         outcome: serde_json::to_string(&executed).unwrap_or_default(),
     });
-    match store
+    let events: usize = writes.iter().map(|w| w.events.len()).sum();
+    let started = std::time::Instant::now();
+    let outcome = store
         .commit(Commit {
             writes,
             idempotency,
         })
-        .await
-    {
-        Ok(CommitOutcome::Committed(_)) => Ok(Some(executed)),
+        .await;
+    metrics::histogram!("o2ohub_commit_seconds").record(started.elapsed().as_secs_f64());
+    match outcome {
+        Ok(CommitOutcome::Committed(_)) => {
+            counted("committed");
+            metrics::counter!("o2ohub_appended_events_total").increment(events as u64);
+            Ok(Some(executed))
+        }
         Ok(CommitOutcome::Replayed(r)) => {
+            counted("replayed");
             let key = ctx.idempotency.as_ref().ok_or(CommandError::KeyReused)?;
             stored_outcome(&r.fingerprint, &r.outcome, key).map(Some)
         }
-        Err(StoreError::WrongExpectedVersion { .. }) => Ok(None),
-        Err(e) => Err(e.into()),
+        Err(StoreError::WrongExpectedVersion { .. }) => {
+            counted("conflict");
+            Ok(None)
+        }
+        Err(e) => {
+            counted("failed");
+            Err(e.into())
+        }
     }
+}
+
+/// Counts a commit attempt in `o2ohub_commits_total` by outcome:
+/// `committed`, `conflict` (decided again on fresh state), `replayed` (the
+/// idempotency key's first answer returned, nothing written) or `failed`.
+fn counted(outcome: &'static str) {
+    metrics::counter!("o2ohub_commits_total", "outcome" => outcome).increment(1);
 }
 
 /// One attempt's decision: the writes to commit, or why not.
@@ -279,6 +300,7 @@ async fn decide_and_commit<'a>(
     mut plan: impl FnMut() -> PlanFuture<'a>,
 ) -> Result<Executed, CommandError> {
     if let Some(done) = replay(store, ctx).await? {
+        counted("replayed");
         return Ok(done);
     }
     for _ in 0..MAX_ATTEMPTS {

@@ -286,9 +286,9 @@ async fn operator_consumer_staff_and_rider_flows() {
     );
 }
 
-#[tokio::test]
-async fn a_retried_booking_returns_the_same_visit_and_code_and_appends_nothing() {
-    let s = Server::start().await;
+/// A salon registered on `s`, a consumer's token, and a booking of its
+/// haircut three hours from now.
+async fn salon_and_booking(s: &Server) -> (String, Value) {
     let admin = s.token(Role::Admin, "ops", None);
     let (_, body) = s
         .call("POST", "/v1/merchants", Some(&admin), Some(salon(3)))
@@ -297,6 +297,13 @@ async fn a_retried_booking_returns_the_same_visit_and_code_and_appends_nothing()
     let consumer = s.token(Role::Consumer, &uuid::Uuid::now_v7().to_string(), None);
     let booking =
         json!({"merchant_id": merchant, "service_id": "haircut", "slot_start": slot_in_hours(3)});
+    (consumer, booking)
+}
+
+#[tokio::test]
+async fn a_retried_booking_returns_the_same_visit_and_code_and_appends_nothing() {
+    let s = Server::start().await;
+    let (consumer, booking) = salon_and_booking(&s).await;
     let client = reqwest::Client::new();
     let send = |b: Value| {
         client
@@ -325,6 +332,67 @@ async fn a_retried_booking_returns_the_same_visit_and_code_and_appends_nothing()
         reused.status(),
         StatusCode::UNPROCESSABLE_ENTITY,
         "same key, different request"
+    );
+}
+
+/// The value of the first sample of `metric` whose labels contain `labels`.
+fn sample(text: &str, metric: &str, labels: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find(|l| {
+            let name = l.split(['{', ' ']).next().unwrap_or("");
+            name == metric && l.contains(labels)
+        })
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn metrics_count_commits_by_outcome_the_disk_syncs_and_the_read_models_lag() {
+    let s = Server::start().await;
+    let (consumer, booking) = salon_and_booking(&s).await;
+    let client = reqwest::Client::new();
+    for _ in 0..2 {
+        let sent = client
+            .post(format!("{}/v1/visits", s.base))
+            .bearer_auth(&consumer)
+            .header("Idempotency-Key", "metered-booking")
+            .json(&booking)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), StatusCode::CREATED);
+    }
+    s.state.hub.caught_up().await.unwrap();
+    let text = client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // Other tests of this binary share the process's recorder: at least.
+    let at_least = |metric: &str, labels: &str, least: f64| {
+        let value = sample(&text, metric, labels)
+            .unwrap_or_else(|| panic!("no {metric}{{{labels}}} in /metrics:\n{text}"));
+        assert!(
+            value >= least,
+            "{metric}{{{labels}}} = {value}, expected >= {least}"
+        );
+    };
+    at_least("o2ohub_commits_total", r#"outcome="committed""#, 2.0);
+    at_least("o2ohub_commits_total", r#"outcome="replayed""#, 1.0);
+    at_least("o2ohub_appended_events_total", "", 3.0);
+    at_least("o2ohub_commit_seconds_count", "", 2.0);
+    at_least("o2ohub_store_sync_seconds_count", "", 2.0);
+    at_least("o2ohub_store_group_commits_count", "", 2.0);
+    let head = s.state.hub.store.head().await.unwrap() as f64;
+    assert_eq!(sample(&text, "o2ohub_store_head_position", ""), Some(head));
+    assert_eq!(
+        sample(&text, "o2ohub_projection_lag", ""),
+        Some(0.0),
+        "caught up before the scrape"
     );
 }
 

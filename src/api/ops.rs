@@ -22,9 +22,20 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with_state(state))
-        .map(|s: State| {
+        .and_then(|s: State| async move {
+            // The read models' lag is read at scrape time, as a collector would
+            // (the relay reports its own every second).
+            if let Ok(head) = s.hub.store.head().await {
+                metrics::gauge!("o2ohub_store_head_position").set(head as f64);
+                metrics::gauge!("o2ohub_projection_lag")
+                    .set(head.saturating_sub(s.hub.read.position()) as f64);
+            }
             let text = s.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
-            warp::reply::with_header(text, "content-type", "text/plain; version=0.0.4")
+            Ok::<_, Rejection>(warp::reply::with_header(
+                text,
+                "content-type",
+                "text/plain; version=0.0.4",
+            ))
         });
     health.or(ready).or(metrics)
 }

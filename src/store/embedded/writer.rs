@@ -72,6 +72,7 @@ impl Writer {
             Ok(p) => p,
             Err(e) => return group::fail(group, &e),
         };
+        metrics::histogram!("o2ohub_store_group_commits").record(group.len() as f64);
         match self.write(&plan.accepted, next) {
             Ok(locations) => {
                 {
@@ -151,7 +152,12 @@ impl Writer {
                 StoreError::Backend(format!("cannot write {}: {e}", s.path.display()))
             };
             s.file.write_all_at(&p.bytes, p.offset).map_err(io)?;
+            let syncing = std::time::Instant::now();
             s.file.sync_data().map_err(io)?;
+            // The disk's share of every commit: what to look at first when
+            // commits slow down with nothing else changed.
+            metrics::histogram!("o2ohub_store_sync_seconds")
+                .record(syncing.elapsed().as_secs_f64());
         }
         Ok(locations)
     }
