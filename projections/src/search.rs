@@ -84,19 +84,23 @@ use open_hours::OpenByHour;
 /// Starts loading `value`'s cache lines (a hint; does nothing where the
 /// target has no prefetch instruction).
 fn prefetch<T>(value: &T) {
+    prefetch_bytes((value as *const T).cast(), std::mem::size_of::<T>());
+}
+
+/// Starts loading the cache lines of `len` bytes from `start`.
+fn prefetch_bytes(start: *const u8, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let start = (value as *const T).cast::<i8>();
-        for offset in (0..std::mem::size_of::<T>()).step_by(64) {
+        for offset in (0..len).step_by(64) {
             // SAFETY: a prefetch is a hint that never faults nor reads into
-            // the program; the address is inside `value` anyway. The target
-            // feature it needs (SSE) is part of every x86_64 target.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset)) };
+            // the program; callers pass the bytes of a live value anyway. The
+            // target feature it needs (SSE) is part of every x86_64 target.
+            unsafe { _mm_prefetch::<_MM_HINT_T0>(start.wrapping_add(offset).cast()) };
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = value;
+    let _ = (start, len);
 }
 
 /// Entries of a bucket the walk rules on before reading any of their
@@ -301,9 +305,16 @@ impl MerchantSearch {
     /// walk's own positions (an answer showing names and places needs no
     /// second lookup by id).
     pub fn search_listed(&self, query: &SearchQuery) -> Vec<(SearchHit, MerchantListing<'_>)> {
-        self.walk(query)
-            .hits
-            .into_iter()
+        let hits = self.walk(query).hits;
+        // Each hit's name is a heap string of its own, which the answer reads
+        // next: a cache miss apiece, overlapped by starting every fetch first.
+        for (_, at) in &hits {
+            if let Some(listed) = &self.merchants[*at as usize].listed {
+                let name = &listed.profile.name;
+                prefetch_bytes(name.as_ptr(), name.len());
+            }
+        }
+        hits.into_iter()
             .filter_map(|(hit, at)| Some((hit, Self::listing(&self.merchants[at as usize])?)))
             .collect()
     }
