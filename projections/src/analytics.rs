@@ -10,6 +10,7 @@ use o2ohub_events::{
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
+use crate::sharded::ShardedMap;
 use crate::Projection;
 
 /// The resolution areas are reported at.
@@ -72,7 +73,7 @@ pub struct Analytics {
     /// Each merchant's area.
     area_of: HashMap<MerchantId, CellIndex>,
     /// Which merchant an order or visit stream belongs to.
-    owners: HashMap<String, MerchantId>,
+    owners: ShardedMap<String, MerchantId>,
     /// Deliveries in flight.
     in_flight: HashMap<String, InFlight>,
     /// GMV in minor units per day (UTC) and merchant.

@@ -11,6 +11,8 @@
 //! - [`search`]: the merchant search — merchants by service area on H3
 //!   cells, "who serves P, open at T, with a free slot, nearest first",
 //!   and each merchant's free slots.
+//! - [`sharded`]: the hash map the models use where they grow with the log,
+//!   so that growing never rehashes everything at once.
 //! - [`supply`]: on-shift riders and open deliveries on H3 cells, for the
 //!   dispatcher and for operators.
 //! - [`views`]: what the API lists — a consumer's visits and orders, a
@@ -26,6 +28,7 @@
 
 pub mod analytics;
 pub mod search;
+pub mod sharded;
 pub mod supply;
 pub mod views;
 

@@ -56,7 +56,7 @@
 //! in the [`LOAD_HORIZON_HOURS`] after T when there is none), then merchant
 //! id: a total order, so equal inputs give equal lists on every replica.
 
-mod area;
+pub(crate) mod area;
 mod bucket;
 mod ledger;
 mod open_hours;

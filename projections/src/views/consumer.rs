@@ -1,21 +1,21 @@
 //! A consumer's own visits and orders, newest last.
 
 use o2ohub_events::{ConsumerId, DeliveryEvent, Envelope, Event, OrderEvent, VisitEvent};
-use std::collections::HashMap;
 
 use super::{OrderStatus, OrderSummary, VisitStatus, VisitSummary};
+use crate::sharded::ShardedMap;
 use crate::Projection;
 
 /// Visits and orders per consumer.
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ConsumerActivity {
     /// Per consumer: their visits and orders.
-    by_consumer: HashMap<ConsumerId, Activity>,
+    by_consumer: ShardedMap<ConsumerId, Activity>,
     /// Which consumer and list slot a visit or order stream belongs to, since
     /// later events do not repeat the consumer.
-    owners: HashMap<String, (ConsumerId, usize)>,
+    owners: ShardedMap<String, (ConsumerId, usize)>,
     /// Orders by the id of the delivery carrying them.
-    deliveries: HashMap<String, String>,
+    deliveries: ShardedMap<String, String>,
 }
 
 /// One consumer's activity.

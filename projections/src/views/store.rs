@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::consumer::{apply_order, apply_visit};
 use super::{OrderSummary, VisitStatus, VisitSummary};
+use crate::sharded::ShardedMap;
 use crate::Projection;
 
 /// Visits and orders per store.
@@ -14,7 +15,7 @@ pub struct StoreDays {
     /// Per merchant: its UTC offset, visits and orders.
     stores: HashMap<MerchantId, Store>,
     /// Which store a visit or order stream belongs to.
-    owners: HashMap<String, MerchantId>,
+    owners: ShardedMap<String, MerchantId>,
 }
 
 #[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]

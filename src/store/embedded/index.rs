@@ -3,8 +3,7 @@
 //! The writer thread is its only mutator; readers take a read lock briefly
 //! to copy locations, then read the files without it.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use o2ohub_projections::sharded::ShardedMap;
 
 use crate::store::group::DurableState;
 use crate::store::{IdempotencyClaim, IdempotencyRecord, Position, RecordedEvent, StoreError};
@@ -30,9 +29,9 @@ pub(super) struct Index {
     /// Where the record of position `p` is, at `p - 1`.
     locations: Locations,
     /// Each stream's event positions; version `v` is at `[v - 1]`.
-    streams: Sharded<Vec<Position>>,
+    streams: ShardedMap<String, Vec<Position>>,
     /// Every idempotency claim.
-    claims: Sharded<IdempotencyRecord>,
+    claims: ShardedMap<String, IdempotencyRecord>,
 }
 
 /// Locations per chunk: 768 KB.
@@ -66,45 +65,6 @@ impl Locations {
             .get(i / LOCATION_CHUNK)?
             .get(i % LOCATION_CHUNK)
             .copied()
-    }
-}
-
-/// Maps per [`Sharded`] map.
-const SHARDS: usize = 256;
-
-/// A map from strings split into [`SHARDS`] maps by the key's hash, so that
-/// growing rehashes one shard, not every key.
-struct Sharded<V> {
-    shards: Vec<HashMap<String, V>>,
-    hasher: RandomState,
-}
-
-impl<V> Default for Sharded<V> {
-    fn default() -> Self {
-        Sharded {
-            shards: (0..SHARDS).map(|_| HashMap::new()).collect(),
-            hasher: RandomState::new(),
-        }
-    }
-}
-
-impl<V> Sharded<V> {
-    fn shard(&self, key: &str) -> usize {
-        self.hasher.hash_one(key) as usize % SHARDS
-    }
-
-    fn get(&self, key: &str) -> Option<&V> {
-        self.shards[self.shard(key)].get(key)
-    }
-
-    fn get_mut(&mut self, key: &str) -> Option<&mut V> {
-        let shard = self.shard(key);
-        self.shards[shard].get_mut(key)
-    }
-
-    fn insert(&mut self, key: String, value: V) {
-        let shard = self.shard(&key);
-        self.shards[shard].insert(key, value);
     }
 }
 
@@ -206,22 +166,5 @@ mod tests {
             );
         }
         assert_eq!(locations.get(n), None);
-    }
-
-    #[test]
-    fn a_sharded_map_finds_every_key_it_was_given_and_no_other() {
-        let mut map = Sharded::default();
-        for i in 0..10_000u32 {
-            map.insert(format!("visit-{i}"), i);
-        }
-        *map.get_mut("visit-42").unwrap() += 1;
-        assert_eq!(map.get("visit-42"), Some(&43));
-        assert!((0..10_000u32)
-            .filter(|i| *i != 42)
-            .all(|i| map.get(&format!("visit-{i}")) == Some(&i)));
-        assert_eq!(map.get("visit-10000"), None);
-        assert!(map.get_mut("slot-1").is_none());
-        // The keys spread over the shards rather than landing in a few.
-        assert!(map.shards.iter().all(|s| !s.is_empty()));
     }
 }
