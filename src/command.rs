@@ -160,14 +160,20 @@ struct Planned {
     stream: String,
     version: u64,
     events: Vec<Event>,
+    /// The aggregate after `events`: once they are committed, the store's
+    /// memo holds it, so the stream's next command reads nothing back.
+    after: Arc<dyn std::any::Any + Send + Sync>,
 }
 
 impl Planned {
-    fn new<A: Aggregate>(stream: String, version: u64, events: Vec<A::Event>) -> Self {
+    /// `events` decided on `state`, the stream at `version`.
+    fn new<A: Aggregate>(stream: String, version: u64, state: &A, events: Vec<A::Event>) -> Self {
+        let after = events.iter().fold(state.clone(), |s, e| s.evolve(e));
         Planned {
             stream,
             version,
             events: events.into_iter().map(Into::into).collect(),
+            after: Arc::new(after),
         }
     }
 }
@@ -225,9 +231,20 @@ async fn commit(
             .collect(),
         replayed: false,
     };
+    let plan: Vec<Planned> = plan.into_iter().filter(|p| !p.events.is_empty()).collect();
+    // What the store's memo learns if the commit lands.
+    let folded: Vec<(String, Folded)> = plan
+        .iter()
+        .map(|p| {
+            let folded = Folded {
+                version: p.version + p.events.len() as u64,
+                state: p.after.clone(),
+            };
+            (p.stream.clone(), folded)
+        })
+        .collect();
     let writes = plan
         .into_iter()
-        .filter(|p| !p.events.is_empty())
         .map(|p| StreamWrite {
             stream: p.stream,
             expected: ExpectedVersion::Exact(p.version),
@@ -260,6 +277,11 @@ async fn commit(
         Ok(CommitOutcome::Committed(_)) => {
             counted("committed");
             metrics::counter!("o2ohub_appended_events_total").increment(events as u64);
+            if let Some(memo) = store.folds() {
+                for (stream, folded) in folded {
+                    memo.put(&stream, folded);
+                }
+            }
             Ok(Some(executed))
         }
         Ok(CommitOutcome::Replayed(r)) => {
@@ -326,7 +348,12 @@ pub async fn execute<A: Aggregate>(
         Box::pin(async move {
             let (state, version) = load::<A>(store, stream).await?;
             let events = state.decide(command, ctx.now)?;
-            Ok(vec![Planned::new::<A>(stream.to_owned(), version, events)])
+            Ok(vec![Planned::new(
+                stream.to_owned(),
+                version,
+                &state,
+                events,
+            )])
         })
     })
     .await
@@ -416,8 +443,8 @@ pub async fn book_visit(
                 ctx.now,
             )?;
             let plan = vec![
-                Planned::new::<Slot>(slot_stream.clone(), slot_version, seat),
-                Planned::new::<Visit>(visit_stream.clone(), visit_version, booked),
+                Planned::new(slot_stream.clone(), slot_version, &slot, seat),
+                Planned::new(visit_stream.clone(), visit_version, &visit, booked),
             ];
             Ok(plan)
         })
@@ -451,8 +478,8 @@ pub async fn cancel_visit(
             let (slot, slot_version) = load::<Slot>(store, &slot_stream).await?;
             let released = slot.decide(&SlotCommand::Release { visit_id }, ctx.now)?;
             let plan = vec![
-                Planned::new::<Visit>(visit_stream.clone(), visit_version, cancelled),
-                Planned::new::<Slot>(slot_stream, slot_version, released),
+                Planned::new(visit_stream.clone(), visit_version, &visit, cancelled),
+                Planned::new(slot_stream, slot_version, &slot, released),
             ];
             Ok(plan)
         })
@@ -512,9 +539,9 @@ pub async fn reschedule_visit(
                 ctx.now,
             )?;
             let plan = vec![
-                Planned::new::<Visit>(visit_stream.clone(), visit_version, moved),
-                Planned::new::<Slot>(from_stream, from_version, released),
-                Planned::new::<Slot>(to_stream, to_version, taken),
+                Planned::new(visit_stream.clone(), visit_version, &visit, moved),
+                Planned::new(from_stream, from_version, &from_slot, released),
+                Planned::new(to_stream, to_version, &to_slot, taken),
             ];
             Ok(plan)
         })
@@ -566,8 +593,8 @@ pub async fn ready_for_pickup(
             let requested =
                 delivery.decide(&DeliveryCommand::Request(Box::new(request)), ctx.now)?;
             let plan = vec![
-                Planned::new::<Order>(order_stream.clone(), order_version, ready),
-                Planned::new::<Delivery>(delivery_id.stream(), delivery_version, requested),
+                Planned::new(order_stream.clone(), order_version, &order, ready),
+                Planned::new(delivery_id.stream(), delivery_version, &delivery, requested),
             ];
             Ok(plan)
         })

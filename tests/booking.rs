@@ -319,3 +319,41 @@ async fn a_remembered_fold_still_sees_what_was_appended_behind_it() {
         .unwrap();
     assert_eq!(slot, Slot::default());
 }
+
+/// The state a fold of the whole stream from the log gives.
+async fn folded_from_log<A: o2ohub::domain::Aggregate>(store: &dyn EventStore, stream: &str) -> A {
+    let mut state = A::default();
+    for recorded in store.read_stream(stream, 1).await.unwrap() {
+        if let Some(e) = A::select(recorded.decode().unwrap().event) {
+            state = state.evolve(&e);
+        }
+    }
+    state
+}
+
+#[tokio::test]
+async fn a_landed_commit_leaves_the_memo_holding_what_the_log_folds_to() {
+    let city = city(5).await;
+    let slot = slot_stream(city.merchant, "haircut", city.slot);
+    for seats in 1..=2u64 {
+        let b = booking(&city);
+        command::book_visit(city.store.as_ref(), &b, &consumer(b.consumer_id))
+            .await
+            .unwrap();
+        let memo = city.store.folds().unwrap();
+        let remembered = memo.get(&slot).expect("the slot's fold is remembered");
+        assert_eq!(remembered.version, seats);
+        assert_eq!(
+            remembered.state.downcast_ref::<Slot>(),
+            Some(&folded_from_log::<Slot>(city.store.as_ref(), &slot).await)
+        );
+        let visit = b.visit_id.stream();
+        let remembered = memo.get(&visit).expect("the visit's fold is remembered");
+        assert_eq!(remembered.version, 1);
+        assert_eq!(
+            remembered.state.downcast_ref::<Visit>(),
+            Some(&folded_from_log::<Visit>(city.store.as_ref(), &visit).await)
+        );
+    }
+    assert_eq!(seats_taken(&city).await, 2);
+}

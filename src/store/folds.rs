@@ -8,9 +8,10 @@
 //! The log stays the authority: a load always reads the stream's tail after
 //! the memo, so the state it returns is as current as a full fold's, and the
 //! commit's expected-version check catches whatever is appended between the
-//! load and the commit. A memo is never newer than the log (it is only put
-//! after reading), and streams never shrink, so it is never wrong, only
-//! sometimes short of the tail. Least recently used streams are forgotten
+//! load and the commit. A memo is never newer than the log (it is put after
+//! reading, or after a commit has landed, with the state its events fold
+//! to), and streams never shrink, so it is never wrong, only sometimes short
+//! of the tail. Least recently used streams are forgotten
 //! beyond a fixed number per shard.
 
 use hashlink::LruCache;
