@@ -232,9 +232,14 @@ async fn commit(
         replayed: false,
     };
     let plan: Vec<Planned> = plan.into_iter().filter(|p| !p.events.is_empty()).collect();
-    // What the store's memo learns if the commit lands.
+    // What the store's memo learns if the commit lands: streams that had
+    // events before, which commands come back to (a slot's next seat). A
+    // stream's first events are remembered once something reads them: new
+    // streams (one visit per booking) would crowd the memo's least recently
+    // used out — the slots, revisited less often than the memo turns over.
     let folded: Vec<(String, Folded)> = plan
         .iter()
+        .filter(|p| p.version > 0)
         .map(|p| {
             let folded = Folded {
                 version: p.version + p.events.len() as u64,
