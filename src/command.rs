@@ -160,20 +160,27 @@ struct Planned {
     stream: String,
     version: u64,
     events: Vec<Event>,
-    /// The aggregate after `events`: once they are committed, the store's
-    /// memo holds it, so the stream's next command reads nothing back.
-    after: Arc<dyn std::any::Any + Send + Sync>,
+    /// The aggregate after `events`, for the store's memo once they are
+    /// committed, so the stream's next command reads nothing back. `None`
+    /// for a new stream: its first events are remembered once something
+    /// reads them, since new streams (one visit per booking) would crowd the
+    /// memo's least recently used out — the slots, revisited less often than
+    /// the memo turns over.
+    after: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Planned {
     /// `events` decided on `state`, the stream at `version`.
     fn new<A: Aggregate>(stream: String, version: u64, state: &A, events: Vec<A::Event>) -> Self {
-        let after = events.iter().fold(state.clone(), |s, e| s.evolve(e));
+        let after = (version > 0).then(|| {
+            let after = events.iter().fold(state.clone(), |s, e| s.evolve(e));
+            Arc::new(after) as Arc<dyn std::any::Any + Send + Sync>
+        });
         Planned {
             stream,
             version,
             events: events.into_iter().map(Into::into).collect(),
-            after: Arc::new(after),
+            after,
         }
     }
 }
@@ -232,20 +239,15 @@ async fn commit(
         replayed: false,
     };
     let plan: Vec<Planned> = plan.into_iter().filter(|p| !p.events.is_empty()).collect();
-    // What the store's memo learns if the commit lands: streams that had
-    // events before, which commands come back to (a slot's next seat). A
-    // stream's first events are remembered once something reads them: new
-    // streams (one visit per booking) would crowd the memo's least recently
-    // used out — the slots, revisited less often than the memo turns over.
+    // What the store's memo learns if the commit lands.
     let folded: Vec<(String, Folded)> = plan
         .iter()
-        .filter(|p| p.version > 0)
-        .map(|p| {
+        .filter_map(|p| {
             let folded = Folded {
                 version: p.version + p.events.len() as u64,
-                state: p.after.clone(),
+                state: p.after.clone()?,
             };
-            (p.stream.clone(), folded)
+            Some((p.stream.clone(), folded))
         })
         .collect();
     let writes = plan

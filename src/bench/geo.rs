@@ -537,8 +537,7 @@ async fn measure_http(
 /// Measures the HTTP search endpoint of `served` with wrk: `concurrency`
 /// connections for `seconds`, cycling through `queries` in order (thread
 /// `t` of `n` sends queries `t`, `t + n`, …, formatted before the run);
-/// every answer must be a
-/// success. wrk reads no body (a Lua hook per answer costs the shared cores
+/// every answer must be a success. wrk reads no body (a Lua hook per answer costs the shared cores
 /// more than the server's search does), so the mean of results is taken
 /// afterwards from the first [`RESULT_SAMPLE`] queries through reqwest.
 async fn measure_http_wrk(

@@ -72,7 +72,7 @@ impl Writer {
             Ok(p) => p,
             Err(e) => return group::fail(group, &e),
         };
-        metrics::histogram!("o2ohub_store_group_commits").record(group.len() as f64);
+        metrics::histogram!("o2ohub_store_group_commits").record(plan.accepted.len() as f64);
         match self.write(&plan.accepted, next) {
             Ok(locations) => {
                 {
