@@ -8,6 +8,10 @@
 //! spread evenly and each growth rehashes a 256th of them. Serialised as
 //! one map, exactly as a `HashMap` of the same entries, so snapshots read
 //! either way.
+//!
+//! Inside each shard, and in the views' per-store maps, keys hash with
+//! [`Seeded`] (ahash) rather than the standard library's SipHash: stream
+//! ids are the hub's own, and SipHash was a tenth of a booking's fold time.
 
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
@@ -15,7 +19,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Borrow;
 use std::collections::hash_map::{self, HashMap};
 use std::fmt;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 use std::marker::PhantomData;
 
 use crate::search::area::hasher;
@@ -23,24 +27,50 @@ use crate::search::area::hasher;
 /// Maps per [`ShardedMap`].
 pub const SHARDS: usize = 256;
 
+/// Fast deterministic hashing for maps keyed by stream ids and the like:
+/// ahash with the read models' fixed seeds ([`hasher`]).
+#[derive(Clone)]
+pub struct Seeded(ahash::RandomState);
+
+impl Default for Seeded {
+    fn default() -> Self {
+        Seeded(hasher())
+    }
+}
+
+impl BuildHasher for Seeded {
+    type Hasher = ahash::AHasher;
+
+    fn build_hasher(&self) -> ahash::AHasher {
+        self.0.build_hasher()
+    }
+}
+
+/// A `HashMap` hashing with [`Seeded`].
+pub type Map<K, V> = HashMap<K, V, Seeded>;
+
 /// A map split by key hash into [`SHARDS`] maps (see the module doc).
 #[derive(Clone)]
 pub struct ShardedMap<K, V> {
-    shards: Vec<HashMap<K, V>>,
+    shards: Vec<Map<K, V>>,
 }
 
 impl<K, V> Default for ShardedMap<K, V> {
     fn default() -> Self {
         ShardedMap {
-            shards: (0..SHARDS).map(|_| HashMap::new()).collect(),
+            shards: (0..SHARDS).map(|_| Map::default()).collect(),
         }
     }
 }
 
-/// The shard of a key: deterministic, and independent of each shard's own
-/// (seeded) hashing.
+/// The shard of a key: bits 48–55 of its hash. A shard's own table places
+/// keys by the low bits of the same hash and tags them with the top seven,
+/// so the keys of one shard, which share the shard bits, still spread over
+/// its buckets. (Hashing again with other seeds does not give independent
+/// bits: ahash's output under two seedings of one key is correlated, and
+/// every key of a shard landed in one bucket.)
 fn shard_of<Q: Hash + ?Sized>(key: &Q) -> usize {
-    hasher().hash_one(key) as usize % SHARDS
+    (hasher().hash_one(key) >> 48) as usize % SHARDS
 }
 
 impl<K: Hash + Eq, V> ShardedMap<K, V> {
@@ -83,12 +113,12 @@ impl<K: Hash + Eq, V> ShardedMap<K, V> {
 
     /// Entries in all.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(HashMap::len).sum()
+        self.shards.iter().map(Map::len).sum()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.shards.iter().all(HashMap::is_empty)
+        self.shards.iter().all(Map::is_empty)
     }
 
     /// Every entry, in no particular order.
@@ -173,8 +203,20 @@ mod tests {
         assert_eq!(map.len(), 10_001);
         assert_eq!(map.remove("slot-1"), Some(5));
         assert_eq!((map.len(), map.is_empty()), (10_000, false));
-        // The keys spread over the shards rather than landing in a few.
+        // The keys spread over the shards rather than landing in a few, and
+        // within a shard over the table's buckets and tags.
         assert!(map.shards.iter().all(|s| s.len() > 10_000 / SHARDS / 2));
+        let spread = |shard: &Map<String, u32>, bits: fn(u64) -> u64| {
+            let seen: std::collections::HashSet<u64> = shard
+                .keys()
+                .map(|k| bits(shard.hasher().hash_one(k)))
+                .collect();
+            seen.len()
+        };
+        for shard in &map.shards {
+            assert!(spread(shard, |h| h & 0xff) > shard.len() / 2);
+            assert!(spread(shard, |h| h >> 57) > shard.len() / 4);
+        }
     }
 
     #[test]

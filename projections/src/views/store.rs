@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::consumer::{apply_order, apply_visit};
 use super::{OrderSummary, VisitStatus, VisitSummary};
-use crate::sharded::ShardedMap;
+use crate::sharded::{Map, ShardedMap};
 use crate::Projection;
 
 /// Visits and orders per store.
@@ -23,9 +23,9 @@ struct Store {
     /// Minutes east of UTC, to cut days at the store's midnight.
     utc_offset_minutes: i16,
     /// Visits by stream.
-    visits: HashMap<String, VisitSummary>,
+    visits: Map<String, VisitSummary>,
     /// Orders by stream.
-    orders: HashMap<String, OrderSummary>,
+    orders: Map<String, OrderSummary>,
 }
 
 /// What staff see for one day.
