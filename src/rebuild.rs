@@ -96,7 +96,7 @@ where
             let mut model = Checkpointed::new(fresh);
             for envelopes in to_fold {
                 for (position, envelope) in envelopes {
-                    runner::apply_decoded(&mut model, position, envelope);
+                    runner::apply_decoded(&mut model, position, envelope.as_ref());
                 }
                 bar.set_position(model.position);
             }
@@ -191,7 +191,8 @@ mod tests {
         fresh: P,
     ) -> serde_json::Value {
         let mut model = Checkpointed::new(fresh);
-        let batch = store.read_all(1, usize::MAX).await.unwrap();
+        let batch =
+            crate::store::SubscribedEvent::each(store.read_all(1, usize::MAX).await.unwrap());
         runner::fold(&mut model, &batch);
         serde_json::to_value(&model.model).unwrap()
     }

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use crate::store::{EventStore, Position, RecordedEvent, StoreError};
+use crate::store::{EventStore, Position, StoreError, SubscribedEvent};
 
 /// Events read per batch while catching up.
 const CATCH_UP_BATCH: usize = 8192;
@@ -139,14 +139,13 @@ where
     Ok(())
 }
 
-/// Folds a batch of recorded events into a model, skipping positions it has
-/// already applied and events it cannot decode. Returns events applied.
-pub fn fold<P: Projection>(model: &mut Checkpointed<P>, batch: &[RecordedEvent]) -> u64 {
+/// Folds a batch of events into a model, skipping positions it has already
+/// applied and events it cannot decode. Returns events applied.
+pub fn fold<P: Projection>(model: &mut Checkpointed<P>, batch: &[Arc<SubscribedEvent>]) -> u64 {
     let mut applied = 0;
-    for recorded in batch {
+    for event in batch {
         // Decoding is most of a fold's cost: not for an event already applied.
-        if recorded.position > model.position
-            && apply_decoded(model, recorded.position, recorded.decode())
+        if event.position > model.position && apply_decoded(model, event.position, event.envelope())
         {
             applied += 1;
         }
@@ -161,13 +160,13 @@ pub fn fold<P: Projection>(model: &mut Checkpointed<P>, batch: &[RecordedEvent])
 pub fn apply_decoded<P: Projection>(
     model: &mut Checkpointed<P>,
     position: Position,
-    decoded: Result<Envelope, DecodeError>,
+    decoded: Result<&Envelope, &DecodeError>,
 ) -> bool {
     if position <= model.position {
         return false;
     }
     match decoded {
-        Ok(envelope) => model.apply(&envelope),
+        Ok(envelope) => model.apply(envelope),
         Err(e) => {
             metrics::counter!("o2ohub_projection_undecodable_events_total", "projection" => model.model.name())
                 .increment(1);
@@ -187,7 +186,7 @@ pub async fn catch_up<P: Projection>(
     let mut applied = 0;
     loop {
         let from = model.read().unwrap_or_else(|p| p.into_inner()).position + 1;
-        let batch = store.read_all(from, CATCH_UP_BATCH).await?;
+        let batch = SubscribedEvent::each(store.read_all(from, CATCH_UP_BATCH).await?);
         if batch.is_empty() {
             return Ok(applied);
         }

@@ -341,3 +341,56 @@ async fn a_torn_record_before_an_empty_new_segment_is_a_torn_tail() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn subscribers_at_the_live_edge_share_each_event_and_its_decoding() {
+    use o2ohub_events::{Event, MerchantEvent, MerchantId, MerchantPaused};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open_with(dir.path(), SMALL).unwrap();
+    let paused: Event = MerchantEvent::Paused(MerchantPaused {
+        reason: "stock-take".into(),
+    })
+    .into();
+    let metadata = event(0).metadata;
+    let stream = MerchantId(uuid::Uuid::from_u128(7)).stream();
+    let (mut first, mut second) = (
+        store.subscribe_all(1).await.unwrap(),
+        store.subscribe_all(1).await.unwrap(),
+    );
+    store
+        .append(
+            &stream,
+            ExpectedVersion::NoStream,
+            vec![NewEvent::from_event(&paused, &metadata)],
+        )
+        .await
+        .unwrap();
+    let (a, b) = (
+        first.next_batch().await.unwrap(),
+        second.next_batch().await.unwrap(),
+    );
+    assert_eq!((a.len(), b.len()), (1, 1));
+    assert!(Arc::ptr_eq(&a[0], &b[0]), "one copy for both subscribers");
+    let envelope = a[0].envelope().unwrap();
+    assert!(
+        std::ptr::eq(envelope, b[0].envelope().unwrap()),
+        "decoded once"
+    );
+    assert_eq!((&envelope.event, envelope.global_position), (&paused, 1));
+    assert_eq!(envelope, &a[0].decode().unwrap());
+    store.shutdown().await;
+    drop((store, first, second));
+
+    // Reopened, memory holds nothing: the same event comes from disk.
+    let store = EmbeddedStore::open_with(dir.path(), SMALL).unwrap();
+    let from_disk = store
+        .subscribe_all(1)
+        .await
+        .unwrap()
+        .next_batch()
+        .await
+        .unwrap();
+    assert_eq!(from_disk[0].envelope().unwrap(), envelope);
+}

@@ -765,7 +765,7 @@ async fn a_worker_killed_mid_stream_resumes_from_its_committed_offsets() {
     produce(&kafka, &topic, "junk", b"\x00 not json").await;
     let mut future = fifth.clone();
     future.event.schema_version = 99;
-    produce(&kafka, &topic, &fifth.stream, &wire::encode(future).value).await;
+    produce(&kafka, &topic, &fifth.stream, &wire::encode(&future).value).await;
 
     let dir = tempfile::tempdir().unwrap();
     let mut child = spawn_worker(&kafka, "killed", dir.path());

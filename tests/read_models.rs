@@ -11,7 +11,7 @@ use o2ohub::domain::order::{Order, OrderCommand};
 use o2ohub::domain::visit::{Visit, VisitCommand};
 use o2ohub::runner::{self, Snapshots};
 use o2ohub::store::embedded::EmbeddedStore;
-use o2ohub::store::EventStore;
+use o2ohub::store::{EventStore, SubscribedEvent};
 use o2ohub_events::*;
 use o2ohub_projections::views::consumer::ConsumerActivity;
 use o2ohub_projections::views::rider::{LegStatus, RiderBoards};
@@ -333,7 +333,7 @@ async fn a_rider_sees_offers_then_the_route_then_nothing() {
 async fn applying_the_log_twice_changes_nothing() {
     let day = day(5).await;
     let mut model = Checkpointed::new(ConsumerActivity::default());
-    let all = day.store.read_all(1, 10_000).await.unwrap();
+    let all = SubscribedEvent::each(day.store.read_all(1, 10_000).await.unwrap());
     assert_eq!(runner::fold(&mut model, &all), all.len() as u64);
     let once = model.model.of(&day.consumer);
     assert_eq!(

@@ -239,7 +239,7 @@ fn offers(
                         .iter()
                         .filter(|r| r.stream.starts_with("delivery-"))
                         .filter_map(|r| {
-                            let e = r.decode().ok()?;
+                            let e = r.envelope().ok()?;
                             let Event::Delivery(d) = &e.event else {
                                 return None;
                             };

@@ -215,7 +215,7 @@ async fn raw_producer(config: &KafkaConfig, log: &[crate::store::RecordedEvent])
     let names = topics::TopicNames::new(config);
     let records: Vec<(&str, wire::WireRecord)> = log
         .iter()
-        .map(|r| (names.of_stream(&r.stream), wire::encode(r.clone())))
+        .map(|r| (names.of_stream(&r.stream), wire::encode(r)))
         .collect();
     let head = records.len() as u64;
     let started = Instant::now();

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use crate::hub::ReadModels;
 use crate::runner::{self, Shared};
-use crate::store::EventStore;
+use crate::store::{EventStore, SubscribedEvent};
 
 /// The outcome of rebuilding one read model.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -54,12 +54,14 @@ where
     };
     let mut model = Checkpointed::new(fresh);
     while model.position < position {
-        let batch = store
-            .read_all(
-                model.position + 1,
-                (position - model.position).min(16_384) as usize,
-            )
-            .await?;
+        let batch = SubscribedEvent::each(
+            store
+                .read_all(
+                    model.position + 1,
+                    (position - model.position).min(16_384) as usize,
+                )
+                .await?,
+        );
         if batch.is_empty() {
             break;
         }

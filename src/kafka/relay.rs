@@ -421,7 +421,7 @@ async fn encode_ahead(
                 .map(|recorded| Outgoing {
                     position: recorded.position,
                     topic: names.index_of_stream(&recorded.stream),
-                    record: wire::encode(recorded),
+                    record: wire::encode(&recorded),
                 })
                 .collect();
             if out.is_empty() {

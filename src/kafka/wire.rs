@@ -142,26 +142,19 @@ const ENVELOPE_OVERHEAD: usize = 400;
 
 /// Encodes a stored event as a record, moving its stream id (the key) and
 /// type name (a header) into it.
-pub fn encode(recorded: RecordedEvent) -> WireRecord {
-    let value = envelope(&recorded);
-    let RecordedEvent {
-        position,
-        stream,
-        version,
-        event,
-        ..
-    } = recorded;
+pub fn encode(recorded: &RecordedEvent) -> WireRecord {
+    let event = &recorded.event;
     WireRecord {
-        key: stream,
+        key: recorded.stream.clone(),
         headers: Headers {
             event_id: event.event_id,
-            event_type: event.event_type,
+            event_type: event.event_type.clone(),
             schema_version: event.schema_version,
-            global_position: position,
-            stream_version: version,
+            global_position: recorded.position,
+            stream_version: recorded.version,
             correlation_id: event.metadata.correlation_id,
         },
-        value,
+        value: envelope(recorded),
     }
 }
 
@@ -389,7 +382,7 @@ mod tests {
         })
         .into();
         let r = recorded(event.event_type(), event.schema_version(), &event.encode());
-        let wire = encode(r.clone());
+        let wire = encode(&r);
         assert_eq!(wire.key, "rider-x");
         let pairs = pairs(&wire.headers);
         assert!(pairs.contains(&(header::GLOBAL_POSITION, "42".to_owned())));
@@ -431,7 +424,7 @@ mod tests {
             Err(Poison::NotAnEnvelope(_))
         ));
         assert!(matches!(decode(None), Err(Poison::NotAnEnvelope(_))));
-        let unknown = encode(recorded("NoSuchEvent", 1, "{}"));
+        let unknown = encode(&recorded("NoSuchEvent", 1, "{}"));
         assert!(matches!(
             decode(Some(&unknown.value)),
             Err(Poison::Undecodable {
@@ -440,7 +433,7 @@ mod tests {
                 ..
             })
         ));
-        let future = encode(recorded("RiderRegistered", 99, "{}"));
+        let future = encode(&recorded("RiderRegistered", 99, "{}"));
         assert!(matches!(
             decode(Some(&future.value)),
             Err(Poison::Undecodable {
@@ -449,7 +442,7 @@ mod tests {
             })
         ));
         // A payload that is not JSON still makes a JSON record.
-        let garbled = encode(recorded("RiderRegistered", 1, "{oops"));
+        let garbled = encode(&recorded("RiderRegistered", 1, "{oops"));
         assert!(matches!(
             decode(Some(&garbled.value)),
             Err(Poison::Undecodable { .. })

@@ -5,18 +5,21 @@
 
 use async_trait::async_trait;
 use std::collections::VecDeque;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use tokio::sync::watch;
 
-use crate::store::{EventStore, Position, RecordedEvent, StoreError, Subscription};
+use crate::store::{
+    EventStore, Position, RecordedEvent, StoreError, SubscribedEvent, Subscription,
+};
 
 /// Recent events kept in memory for subscribers at the live edge.
 const RECENT_CAPACITY: usize = 65_536;
 
 /// Recent events and the head position.
 pub(crate) struct Live {
-    /// The last `RECENT_CAPACITY` committed events, in position order.
-    recent: RwLock<VecDeque<RecordedEvent>>,
+    /// The last `RECENT_CAPACITY` committed events, in position order, as
+    /// the subscribers at the live edge share them.
+    recent: RwLock<VecDeque<Arc<SubscribedEvent>>>,
     /// The last committed position; `None` once the store is shut down.
     head: watch::Sender<Option<Position>>,
 }
@@ -36,7 +39,7 @@ impl Live {
         };
         {
             let mut recent = self.recent.write().unwrap_or_else(|p| p.into_inner());
-            recent.extend(events);
+            recent.extend(events.into_iter().map(SubscribedEvent::new));
             let excess = recent.len().saturating_sub(RECENT_CAPACITY);
             recent.drain(..excess);
         }
@@ -55,20 +58,33 @@ impl Live {
 
     /// Up to `limit` events from `from` if memory still holds `from`.
     pub(crate) fn read(&self, from: Position, limit: usize) -> Option<Vec<RecordedEvent>> {
+        self.shared(from, limit)
+            .map(|events| events.iter().map(|e| RecordedEvent::clone(e)).collect())
+    }
+
+    /// [`read`](Self::read), sharing the events rather than copying them.
+    pub(crate) fn shared(&self, from: Position, limit: usize) -> Option<Vec<Arc<SubscribedEvent>>> {
         let recent = self.recent.read().unwrap_or_else(|p| p.into_inner());
         let first = recent.front()?.position;
         if from < first {
             return None;
         }
         let skip = (from - first) as usize;
-        Some(recent.iter().skip(skip).take(limit).cloned().collect())
+        Some(
+            recent
+                .range(skip.min(recent.len())..)
+                .take(limit)
+                .cloned()
+                .collect(),
+        )
     }
 
     /// The event at position `p`, if memory still holds it.
     pub(crate) fn get(&self, p: Position) -> Option<RecordedEvent> {
         let recent = self.recent.read().unwrap_or_else(|p| p.into_inner());
         let first = recent.front()?.position;
-        recent.get(p.checked_sub(first)? as usize).cloned()
+        let event = recent.get(p.checked_sub(first)? as usize)?;
+        Some(RecordedEvent::clone(event))
     }
 
     /// A receiver of head-position changes.
@@ -80,11 +96,14 @@ impl Live {
 /// Events per batch handed to a subscriber.
 const BATCH: usize = 4096;
 
-/// A subscription to a store's log that reads through `read_all` (from memory
-/// at the live edge) and sleeps on the head position.
+/// A subscription to a store's log that shares the events memory still holds
+/// with the other subscribers, reads older ones through `read_all`, and
+/// sleeps on the head position.
 pub(crate) struct LiveSubscription<S> {
     /// The store read from.
     pub(crate) store: S,
+    /// The store's live edge.
+    pub(crate) live: Arc<Live>,
     /// The next position to hand out.
     pub(crate) next: Position,
     /// Wakes the subscription when the head moves (or the store closes).
@@ -93,11 +112,14 @@ pub(crate) struct LiveSubscription<S> {
 
 #[async_trait]
 impl<S: EventStore + Clone> Subscription for LiveSubscription<S> {
-    async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn next_batch(&mut self) -> Result<Vec<Arc<SubscribedEvent>>, StoreError> {
         loop {
             let head = (*self.head.borrow_and_update()).ok_or(StoreError::Closed)?;
             if self.next <= head {
-                let batch = self.store.read_all(self.next, BATCH).await?;
+                let batch = match self.live.shared(self.next, BATCH) {
+                    Some(shared) => shared,
+                    None => SubscribedEvent::each(self.store.read_all(self.next, BATCH).await?),
+                };
                 if let Some(last) = batch.last() {
                     self.next = last.position + 1;
                     return Ok(batch);

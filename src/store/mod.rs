@@ -32,8 +32,9 @@ pub mod sqlite;
 
 use async_trait::async_trait;
 use std::path::PathBuf;
+use std::sync::Arc;
 
-pub use record::{EventMetadata, NewEvent, RecordedEvent};
+pub use record::{EventMetadata, NewEvent, RecordedEvent, SubscribedEvent};
 
 /// A place in the global log (1-based; 0 means "before the first event").
 pub type Position = u64;
@@ -186,7 +187,7 @@ impl From<rusqlite::Error> for StoreError {
 pub trait Subscription: Send {
     /// The next events in position order, waiting while there are none. Never
     /// skips or repeats a position.
-    async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, StoreError>;
+    async fn next_batch(&mut self) -> Result<Vec<Arc<SubscribedEvent>>, StoreError>;
 }
 
 /// An event store backend.

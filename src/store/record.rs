@@ -1,8 +1,12 @@
 //! The store's view of an event: type name, schema version and JSON payload
-//! with metadata, as written (`NewEvent`) and as read back (`RecordedEvent`).
+//! with metadata, as written (`NewEvent`), as read back (`RecordedEvent`),
+//! and as subscriptions hand it out (`SubscribedEvent`: shared by every
+//! subscriber and decoded at most once).
 
 use chrono::{DateTime, Utc};
 use o2ohub_events::{Actor, DecodeError, Envelope, Event};
+use std::ops::Deref;
+use std::sync::{Arc, OnceLock};
 use uuid::Uuid;
 
 use super::Position;
@@ -99,6 +103,45 @@ impl RecordedEvent {
             actor,
             event,
         }
+    }
+}
+
+/// An event a subscription hands out. The hub's read models, the relay and
+/// open offer streams each follow the log, and at the live edge they share
+/// one copy of each event: the envelope is decoded by the first subscriber
+/// that asks and kept for the others (decoding was most of a fold's cost,
+/// paid once per read model before).
+#[derive(Debug)]
+pub struct SubscribedEvent {
+    recorded: RecordedEvent,
+    decoded: OnceLock<Result<Envelope, DecodeError>>,
+}
+
+impl SubscribedEvent {
+    /// A recorded event, not yet decoded.
+    pub fn new(recorded: RecordedEvent) -> Arc<Self> {
+        Arc::new(SubscribedEvent {
+            recorded,
+            decoded: OnceLock::new(),
+        })
+    }
+
+    /// Each of `events`, not yet decoded.
+    pub fn each(events: Vec<RecordedEvent>) -> Vec<Arc<Self>> {
+        events.into_iter().map(SubscribedEvent::new).collect()
+    }
+
+    /// The typed envelope ([`RecordedEvent::decode`]), decoded on first use.
+    pub fn envelope(&self) -> Result<&Envelope, &DecodeError> {
+        self.decoded.get_or_init(|| self.recorded.decode()).as_ref()
+    }
+}
+
+impl Deref for SubscribedEvent {
+    type Target = RecordedEvent;
+
+    fn deref(&self) -> &RecordedEvent {
+        &self.recorded
     }
 }
 

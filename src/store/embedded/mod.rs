@@ -318,6 +318,7 @@ impl EventStore for EmbeddedStore {
     async fn subscribe_all(&self, from: Position) -> Result<Box<dyn Subscription>, StoreError> {
         Ok(Box::new(LiveSubscription {
             store: self.clone(),
+            live: self.inner.live.clone(),
             next: from.max(1),
             head: self.inner.live.watch(),
         }))

@@ -48,7 +48,7 @@ use tokio::sync::watch;
 use self::mapping::{AllPosition, Namespace, PositionIndex, StoredMetadata};
 use super::{
     Appended, Commit, CommitOutcome, EventStore, IdempotencyRecord, NewEvent, Position,
-    RecordedEvent, StoreError, StreamWrite, Subscription,
+    RecordedEvent, StoreError, StreamWrite, SubscribedEvent, Subscription,
 };
 
 /// How long a commit waits for its events to be indexed before giving up.
@@ -547,7 +547,7 @@ struct EsdbSubscription {
 
 #[async_trait]
 impl Subscription for EsdbSubscription {
-    async fn next_batch(&mut self) -> Result<Vec<RecordedEvent>, StoreError> {
+    async fn next_batch(&mut self) -> Result<Vec<Arc<SubscribedEvent>>, StoreError> {
         loop {
             if *self.closed.borrow() {
                 return Err(StoreError::Closed);
@@ -563,7 +563,7 @@ impl Subscription for EsdbSubscription {
             let recorded = self.store.recorded(&event, self.next)?;
             self.after = Some(at);
             self.next += 1;
-            return Ok(vec![recorded]);
+            return Ok(vec![SubscribedEvent::new(recorded)]);
         }
     }
 }

@@ -211,6 +211,7 @@ impl EventStore for SqliteStore {
     async fn subscribe_all(&self, from: Position) -> Result<Box<dyn Subscription>, StoreError> {
         Ok(Box::new(LiveSubscription {
             store: self.clone(),
+            live: self.inner.live.clone(),
             next: from.max(1),
             head: self.inner.live.watch(),
         }))
