@@ -162,17 +162,17 @@ struct Planned {
     events: Vec<Event>,
     /// The aggregate after `events`, for the store's memo once they are
     /// committed, so the stream's next command reads nothing back. `None`
-    /// for a new stream: its first events are remembered once something
-    /// reads them, since new streams (one visit per booking) would crowd the
-    /// memo's least recently used out — the slots, revisited less often than
-    /// the memo turns over.
+    /// for a new stream of an aggregate that is not [`Aggregate::SHARED`]:
+    /// its first events are remembered once something reads them, since new
+    /// streams (one visit per booking) would crowd the memo's least recently
+    /// used out — the slots, revisited less often than the memo turns over.
     after: Option<Arc<dyn std::any::Any + Send + Sync>>,
 }
 
 impl Planned {
     /// `events` decided on `state`, the stream at `version`.
     fn new<A: Aggregate>(stream: String, version: u64, state: &A, events: Vec<A::Event>) -> Self {
-        let after = (version > 0).then(|| {
+        let after = (version > 0 || A::SHARED).then(|| {
             let after = events.iter().fold(state.clone(), |s, e| s.evolve(e));
             Arc::new(after) as Arc<dyn std::any::Any + Send + Sync>
         });

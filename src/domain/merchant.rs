@@ -217,6 +217,7 @@ impl Aggregate for Merchant {
     type Event = MerchantEvent;
     type Command = MerchantCommand;
     const NAME: &'static str = "merchant";
+    const SHARED: bool = true;
 
     fn decide(
         &self,

@@ -101,6 +101,12 @@ pub trait Aggregate: Default + Clone + PartialEq + Debug + Send + Sync + 'static
     type Command: Debug + Send + Sync;
     /// A human name, used in errors.
     const NAME: &'static str;
+    /// Whether many commands write one stream of this aggregate (a slot's
+    /// seats, a merchant read by every booking, a rider's shifts and
+    /// positions), rather than a handful over its life (a visit, an order).
+    /// The command layer remembers a shared stream's state from its first
+    /// commit on; the others only once something reads them again.
+    const SHARED: bool = false;
 
     /// Checks `command` against the state at `now`; returns what happened.
     fn decide(

@@ -158,6 +158,7 @@ impl Aggregate for Rider {
     type Event = RiderEvent;
     type Command = RiderCommand;
     const NAME: &'static str = "rider";
+    const SHARED: bool = true;
 
     fn decide(
         &self,

@@ -91,6 +91,7 @@ impl Aggregate for Slot {
     type Event = SlotEvent;
     type Command = SlotCommand;
     const NAME: &'static str = "slot";
+    const SHARED: bool = true;
 
     fn decide(
         &self,
