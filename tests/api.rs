@@ -382,6 +382,38 @@ async fn metrics_count_commits_by_outcome_the_disk_syncs_and_the_read_models_lag
         );
     };
     at_least("o2ohub_commits_total", r#"outcome="committed""#, 2.0);
+    // Requests by method, route template and status.
+    let booked = r#"method="POST",route="/v1/visits",status="201""#;
+    at_least("o2ohub_http_requests_total", booked, 2.0);
+    at_least("o2ohub_http_request_seconds_count", booked, 2.0);
+    let unknown = client
+        .get(format!(
+            "{}/v1/no-such-route/{}",
+            s.base,
+            uuid::Uuid::now_v7()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
+    let text = client
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        sample(
+            &text,
+            "o2ohub_http_requests_total",
+            r#"route="unmatched",status="404""#
+        )
+        .is_some(),
+        "a path no route serves is counted as unmatched, not by its path:\n{text}"
+    );
+    assert!(!text.contains("no-such-route"));
     at_least("o2ohub_commits_total", r#"outcome="replayed""#, 1.0);
     at_least("o2ohub_appended_events_total", "", 3.0);
     at_least("o2ohub_commit_seconds_count", "", 2.0);

@@ -17,6 +17,7 @@
 //!
 //! **Architecture Invariant:** only `src/api` knows HTTP.
 
+pub mod access;
 pub mod auth;
 pub mod consumers;
 pub mod deliveries;
@@ -99,14 +100,9 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infa
         .or(payments::routes(state.clone()))
         .or(riders::routes(state.clone()))
         .or(deliveries::routes(state));
-    api.recover(problem::recover).with(warp::log::custom(|info| {
-        let status = info.status().as_u16().to_string();
-        metrics::counter!("o2ohub_http_requests_total", "method" => info.method().to_string(), "status" => status)
-            .increment(1);
-        metrics::histogram!("o2ohub_http_request_seconds", "method" => info.method().to_string())
-            .record(info.elapsed().as_secs_f64());
-        tracing::debug!(method = %info.method(), path = info.path(), status = info.status().as_u16(), "request");
-    }))
+    let access = access::Access::default();
+    api.recover(problem::recover)
+        .with(warp::log::custom(move |info| access.record(info)))
 }
 
 pub use server::serve;

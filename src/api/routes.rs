@@ -71,6 +71,13 @@ pub fn matches(template: &str, path: &str) -> bool {
     }
 }
 
+/// The route serving `method` on `path`: its entry in [`ROUTES`].
+pub fn route_of(method: &str, path: &str) -> Option<&'static (&'static str, &'static str)> {
+    ROUTES
+        .iter()
+        .find(|(m, template)| *m == method && matches(template, path))
+}
+
 /// The methods served on `path`, for the `Allow` header of a 405
 /// (empty when no route has this path).
 pub fn allowed_methods(path: &str) -> Vec<&'static str> {
@@ -104,5 +111,11 @@ mod tests {
         assert_eq!(allowed_methods(&format!("/v1/merchants/{id}")), vec!["PUT"]);
         assert_eq!(allowed_methods("/v1/me"), vec!["DELETE"]);
         assert!(allowed_methods("/v1/nowhere").is_empty());
+        assert_eq!(
+            route_of("POST", &format!("/v1/visits/{id}/redeem")),
+            Some(&("POST", "/v1/visits/{visit_id}/redeem"))
+        );
+        assert_eq!(route_of("GET", "/v1/visits"), None);
+        assert_eq!(route_of("POST", "/v1/nowhere"), None);
     }
 }
