@@ -335,6 +335,12 @@ async fn a_retried_booking_returns_the_same_visit_and_code_and_appends_nothing()
     );
 }
 
+/// The text of the server's `/metrics`.
+async fn scrape(client: &reqwest::Client, base: &str) -> String {
+    let response = client.get(format!("{base}/metrics")).send().await.unwrap();
+    response.text().await.unwrap()
+}
+
 /// The value of the first sample of `metric` whose labels contain `labels`.
 fn sample(text: &str, metric: &str, labels: &str) -> Option<f64> {
     text.lines()
@@ -364,14 +370,7 @@ async fn metrics_count_commits_by_outcome_the_disk_syncs_and_the_read_models_lag
         assert_eq!(sent.status(), StatusCode::CREATED);
     }
     s.state.hub.caught_up().await.unwrap();
-    let text = client
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape(&client, &s.base).await;
     // Other tests of this binary share the process's recorder: at least.
     let at_least = |metric: &str, labels: &str, least: f64| {
         let value = sample(&text, metric, labels)
@@ -396,14 +395,7 @@ async fn metrics_count_commits_by_outcome_the_disk_syncs_and_the_read_models_lag
         .await
         .unwrap();
     assert_eq!(unknown.status(), StatusCode::NOT_FOUND);
-    let text = client
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = scrape(&client, &s.base).await;
     assert!(
         sample(
             &text,

@@ -27,6 +27,7 @@
 #![warn(missing_docs)]
 
 pub mod analytics;
+pub mod hashing;
 pub mod search;
 pub mod sharded;
 pub mod supply;

@@ -75,8 +75,9 @@ use o2ohub_events::{
 };
 use std::cmp::Ordering;
 
+use crate::hashing::Map;
 use crate::Projection;
-use area::{hasher, Cells, Map, Shape, SLACK_M};
+use area::{Cells, Shape, SLACK_M};
 use bucket::{Bucket, Entry, UnitVector};
 use ledger::{parse_slot_stream, Ledger};
 use open_hours::OpenByHour;
@@ -244,8 +245,8 @@ impl MerchantSearch {
     pub fn with_resolution(resolution: Resolution) -> Self {
         MerchantSearch {
             merchants: Vec::new(),
-            by_id: Map::with_hasher(hasher()),
-            index: std::array::from_fn(|_| Map::with_hasher(hasher())),
+            by_id: Map::default(),
+            index: std::array::from_fn(|_| Map::default()),
             cells: Cells::new(resolution),
             open: OpenByHour::default(),
             listed: 0,

@@ -9,45 +9,23 @@
 //! one map, exactly as a `HashMap` of the same entries, so snapshots read
 //! either way.
 //!
-//! Inside each shard, and in the views' per-store maps, keys hash with
-//! [`Seeded`] (ahash) rather than the standard library's SipHash: stream
-//! ids are the hub's own, and SipHash was a tenth of a booking's fold time.
+//! Inside each shard keys hash with [`Seeded`](crate::hashing::Seeded)
+//! (ahash) rather than the standard library's SipHash: stream ids are the
+//! hub's own, and SipHash was a tenth of a booking's fold time.
 
 use serde::de::{MapAccess, Visitor};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::borrow::Borrow;
-use std::collections::hash_map::{self, HashMap};
+use std::collections::hash_map;
 use std::fmt;
-use std::hash::{BuildHasher, Hash};
+use std::hash::Hash;
 use std::marker::PhantomData;
 
-use crate::search::area::hasher;
+use crate::hashing::{hasher, Map};
 
 /// Maps per [`ShardedMap`].
 pub const SHARDS: usize = 256;
-
-/// Fast deterministic hashing for maps keyed by stream ids and the like:
-/// ahash with the read models' fixed seeds ([`hasher`]).
-#[derive(Clone)]
-pub struct Seeded(ahash::RandomState);
-
-impl Default for Seeded {
-    fn default() -> Self {
-        Seeded(hasher())
-    }
-}
-
-impl BuildHasher for Seeded {
-    type Hasher = ahash::AHasher;
-
-    fn build_hasher(&self) -> ahash::AHasher {
-        self.0.build_hasher()
-    }
-}
-
-/// A `HashMap` hashing with [`Seeded`].
-pub type Map<K, V> = HashMap<K, V, Seeded>;
 
 /// A map split by key hash into [`SHARDS`] maps (see the module doc).
 #[derive(Clone)]
@@ -183,6 +161,8 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::HashMap;
+    use std::hash::BuildHasher;
 
     #[test]
     fn finds_every_key_it_was_given_and_no_other() {

@@ -16,7 +16,6 @@ use super::routes;
 const UNMATCHED: &str = "unmatched";
 
 /// The handles of one (method, route, status).
-#[derive(Clone)]
 struct Handles {
     requests: Counter,
     seconds: Histogram,
@@ -37,25 +36,21 @@ impl Access {
         let status = info.status().as_u16();
         let (method, route) = routes::route_of(info.method().as_str(), info.path())
             .map_or((known_method(info.method()), UNMATCHED), |(m, t)| (*m, *t));
-        let handles = self
-            .handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((method, route, status))
-            .or_insert_with(|| {
-                let labels = [
-                    ("method", method.to_owned()),
-                    ("route", route.to_owned()),
-                    ("status", status.to_string()),
-                ];
-                Handles {
-                    requests: metrics::counter!("o2ohub_http_requests_total", &labels),
-                    seconds: metrics::histogram!("o2ohub_http_request_seconds", &labels),
-                }
-            })
-            .clone();
-        handles.requests.increment(1);
-        handles.seconds.record(info.elapsed().as_secs_f64());
+        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        let of_request = handles.entry((method, route, status)).or_insert_with(|| {
+            let labels = [
+                ("method", method.to_owned()),
+                ("route", route.to_owned()),
+                ("status", status.to_string()),
+            ];
+            Handles {
+                requests: metrics::counter!("o2ohub_http_requests_total", &labels),
+                seconds: metrics::histogram!("o2ohub_http_request_seconds", &labels),
+            }
+        });
+        of_request.requests.increment(1);
+        of_request.seconds.record(info.elapsed().as_secs_f64());
+        drop(handles);
         tracing::debug!(method = %info.method(), path = info.path(), status, "request");
     }
 }

@@ -58,23 +58,29 @@ impl Live {
 
     /// Up to `limit` events from `from` if memory still holds `from`.
     pub(crate) fn read(&self, from: Position, limit: usize) -> Option<Vec<RecordedEvent>> {
-        self.shared(from, limit)
-            .map(|events| events.iter().map(|e| RecordedEvent::clone(e)).collect())
+        self.window(from, limit, |e| RecordedEvent::clone(e))
     }
 
     /// [`read`](Self::read), sharing the events rather than copying them.
     pub(crate) fn shared(&self, from: Position, limit: usize) -> Option<Vec<Arc<SubscribedEvent>>> {
+        self.window(from, limit, Arc::clone)
+    }
+
+    /// `each` of up to `limit` events from `from`, if memory still holds `from`.
+    fn window<T>(
+        &self,
+        from: Position,
+        limit: usize,
+        each: impl Fn(&Arc<SubscribedEvent>) -> T,
+    ) -> Option<Vec<T>> {
         let recent = self.recent.read().unwrap_or_else(|p| p.into_inner());
         let first = recent.front()?.position;
-        if from < first {
-            return None;
-        }
-        let skip = (from - first) as usize;
+        let skip = from.checked_sub(first)? as usize;
         Some(
             recent
                 .range(skip.min(recent.len())..)
                 .take(limit)
-                .cloned()
+                .map(each)
                 .collect(),
         )
     }

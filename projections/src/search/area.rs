@@ -5,27 +5,14 @@
 //! exact test runs on every candidate, so a generous cover costs a few
 //! rejected candidates, never a wrong answer.
 
-use ahash::RandomState;
 use geo::{Area as _, BoundingRect as _, Intersects as _, Validation as _};
 use h3o::geom::{ContainmentMode, TilerBuilder};
 use h3o::{CellIndex, Resolution};
 use o2ohub_events::geo::{EARTH_RADIUS_M, MAX_SERVICE_RADIUS_M};
 use o2ohub_events::{LatLng, ServiceArea};
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
-/// Deterministic hashing: fast for integer keys, and no seed drawn from the
-/// operating system (read models are pure).
-pub(crate) fn hasher() -> RandomState {
-    RandomState::with_seeds(
-        0x243f_6a88_85a3_08d3,
-        0x1319_8a2e_0370_7344,
-        0xa409_3822_299f_31d0,
-        0x082e_fa98_ec4e_6c89,
-    )
-}
-
-/// A map with the deterministic hasher.
-pub(crate) type Map<K, V> = HashMap<K, V, RandomState>;
+use crate::hashing::{Map, Seeded};
 
 /// Rounding slack, in metres, added wherever a bound must stay conservative.
 pub(crate) const SLACK_M: f64 = 0.5;
@@ -199,7 +186,7 @@ impl Cells {
     pub fn new(resolution: Resolution) -> Self {
         Cells {
             resolution,
-            geoms: Map::with_hasher(hasher()),
+            geoms: Map::default(),
         }
     }
 
@@ -308,7 +295,7 @@ impl Cells {
 
     /// Breadth-first over neighbours, for rings that meet a pentagon.
     fn flood(&mut self, origin: CellIndex, target: Target<'_>) -> Vec<CellIndex> {
-        let mut seen: HashSet<CellIndex, RandomState> = HashSet::with_hasher(hasher());
+        let mut seen: HashSet<CellIndex, Seeded> = HashSet::default();
         let mut queue = VecDeque::from([origin]);
         let mut out = Vec::new();
         seen.insert(origin);

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::consumer::{apply_order, apply_visit};
 use super::{OrderSummary, VisitStatus, VisitSummary};
-use crate::sharded::{Map, ShardedMap};
+use crate::hashing::Map;
+use crate::sharded::ShardedMap;
 use crate::Projection;
 
 /// Visits and orders per store.
