@@ -25,7 +25,10 @@
 //! (`open_hours`), again without reading the merchant; an hour in which a
 //! merchant opens or closes sends it to its intervals. The rest are tested
 //! exactly (haversine radius or point-in-polygon, opening hours, pause,
-//! free seats), so covers only need to be supersets.
+//! free seats), so covers only need to be supersets — first on the
+//! merchant's 32-byte card (`card`), and on its profile only for what the
+//! card cannot settle (a polygon, an hour it opens or closes in, a booking
+//! window, seats held).
 //!
 //! # Resolution 7
 //!
@@ -58,6 +61,7 @@
 
 pub(crate) mod area;
 mod bucket;
+mod card;
 mod ledger;
 mod open_hours;
 mod query;
@@ -79,6 +83,7 @@ use crate::hashing::Map;
 use crate::Projection;
 use area::{Cells, Shape, SLACK_M};
 use bucket::{Bucket, Entry, UnitVector};
+use card::{Card, Reach};
 use ledger::{parse_slot_stream, Ledger};
 use open_hours::OpenByHour;
 
@@ -138,12 +143,30 @@ impl SearchHit {
     /// The result order: nearer, then better rated, then less loaded, then
     /// by id.
     pub fn rank(&self, other: &SearchHit) -> Ordering {
-        self.distance_m
-            .total_cmp(&other.distance_m)
-            .then(other.rating_tenths.cmp(&self.rating_tenths))
-            .then(self.load.cmp(&other.load))
-            .then(self.merchant_id.cmp(&other.merchant_id))
+        rank_before_id(
+            (self.distance_m, self.rating_tenths, self.load),
+            (other.distance_m, other.rating_tenths, other.load),
+        )
+        .then(self.merchant_id.cmp(&other.merchant_id))
     }
+}
+
+/// [`SearchHit::rank`] up to the id: nearer, then better rated, then less
+/// loaded.
+fn rank_before_id(a: (f64, u8, u32), b: (f64, u8, u32)) -> Ordering {
+    a.0.total_cmp(&b.0).then(b.1.cmp(&a.1)).then(a.2.cmp(&b.2))
+}
+
+/// A qualifying merchant during a walk: a [`SearchHit`] that names its
+/// merchant by position, so the id (in the merchant's own record, a cache
+/// miss away) is read only for the final hits and for full ties.
+#[derive(Debug, Clone, Copy)]
+struct Candidate {
+    distance_m: f64,
+    rating_tenths: u8,
+    load: u32,
+    /// Position in `MerchantSearch::merchants`.
+    pos: u32,
 }
 
 /// A merchant as the search knows it.
@@ -205,6 +228,8 @@ struct Merchant {
 pub struct MerchantSearch {
     /// Every merchant id seen; index entries refer to positions here.
     merchants: Vec<Merchant>,
+    /// Per position, what a query tests first (see `card`).
+    cards: Vec<Card>,
     /// Position of each id in `merchants`.
     by_id: Map<MerchantId, u32>,
     /// Per category (in `Category::ALL` order): cell → merchants whose area
@@ -245,6 +270,7 @@ impl MerchantSearch {
     pub fn with_resolution(resolution: Resolution) -> Self {
         MerchantSearch {
             merchants: Vec::new(),
+            cards: Vec::new(),
             by_id: Map::default(),
             index: std::array::from_fn(|_| Map::default()),
             cells: Cells::new(resolution),
@@ -295,11 +321,17 @@ impl MerchantSearch {
 
     /// The top `k` merchants for `query`, best first (see the module doc).
     pub fn search(&self, query: &SearchQuery) -> Vec<SearchHit> {
-        self.walk(query)
-            .hits
-            .into_iter()
-            .map(|(hit, _)| hit)
-            .collect()
+        self.walk(query).hits.iter().map(|c| self.hit(c)).collect()
+    }
+
+    /// The hit a candidate makes, with its merchant's id.
+    fn hit(&self, c: &Candidate) -> SearchHit {
+        SearchHit {
+            merchant_id: self.merchants[c.pos as usize].id,
+            distance_m: c.distance_m,
+            rating_tenths: c.rating_tenths,
+            load: c.load,
+        }
     }
 
     /// [`MerchantSearch::search`] with each hit's listing, read from the
@@ -309,14 +341,14 @@ impl MerchantSearch {
         let hits = self.walk(query).hits;
         // Each hit's name is a heap string of its own, which the answer reads
         // next: a cache miss apiece, overlapped by starting every fetch first.
-        for (_, at) in &hits {
-            if let Some(listed) = &self.merchants[*at as usize].listed {
+        for c in &hits {
+            if let Some(listed) = &self.merchants[c.pos as usize].listed {
                 let name = &listed.profile.name;
                 prefetch_bytes(name.as_ptr(), name.len());
             }
         }
-        hits.into_iter()
-            .filter_map(|(hit, at)| Some((hit, Self::listing(&self.merchants[at as usize])?)))
+        hits.iter()
+            .filter_map(|c| Some((self.hit(c), Self::listing(&self.merchants[c.pos as usize])?)))
             .collect()
     }
 
@@ -355,13 +387,10 @@ impl MerchantSearch {
     /// limit and (with a window) has a free seat. For "does this merchant
     /// serve me" checks, and to compare the index with other engines.
     pub fn matches(&self, merchant: MerchantId, query: &SearchQuery) -> Option<SearchHit> {
-        let m = &self.merchants[*self.by_id.get(&merchant)? as usize];
-        self.evaluate(
-            m,
-            query,
-            query.max_distance_m().unwrap_or(f64::INFINITY),
-            false,
-        )
+        let pos = *self.by_id.get(&merchant)?;
+        let bound = query.max_distance_m().unwrap_or(f64::INFINITY);
+        let c = self.evaluate(pos, query, bound, false)?;
+        Some(self.hit(&c))
     }
 
     /// The same answer as [`MerchantSearch::search`], by testing every
@@ -369,10 +398,9 @@ impl MerchantSearch {
     #[doc(hidden)]
     pub fn search_by_scan(&self, query: &SearchQuery) -> Vec<SearchHit> {
         let bound = query.max_distance_m().unwrap_or(f64::INFINITY);
-        let mut hits: Vec<SearchHit> = self
-            .merchants
-            .iter()
-            .filter_map(|m| self.evaluate(m, query, bound, false))
+        let mut hits: Vec<SearchHit> = (0..self.merchants.len() as u32)
+            .filter_map(|pos| self.evaluate(pos, query, bound, false))
+            .map(|c| self.hit(&c))
             .collect();
         hits.sort_by(SearchHit::rank);
         hits.truncate(query.k());
@@ -454,75 +482,92 @@ impl MerchantSearch {
             }
         }
         block.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
-        // Ask for the candidates' merchants at once, so their cache misses
+        // Ask for the candidates' cards at once, so their cache misses
         // overlap instead of coming one after another as they are read.
         for &(_, merchant, _) in block.iter() {
-            prefetch(&self.merchants[merchant as usize]);
+            prefetch(&self.cards[merchant as usize]);
         }
         for &(floor, merchant, open) in block.iter() {
             if floor > top.bound() {
                 break; // and so is every later one
             }
-            let m = &self.merchants[merchant as usize];
-            if let Some(hit) = self.evaluate(m, query, top.bound(), open == HourOpen::Throughout) {
-                top.offer(hit, merchant);
+            let known_open = open == HourOpen::Throughout;
+            if let Some(c) = self.evaluate(merchant, query, top.bound(), known_open) {
+                top.offer(c, &self.merchants);
             }
         }
     }
 
-    /// The hit `m` makes for `query`, if it qualifies and is not farther
-    /// than `bound`. Shared by the index walk and the scan, so both apply
-    /// exactly the same rules; `known_open` skips the hours when the
-    /// walk's bitset already says open throughout the query's hour.
+    /// The candidate the merchant at `pos` makes for `query`, if it
+    /// qualifies and is not farther than `bound`. Shared by the index walk
+    /// and the scan, so both apply exactly the same rules; `known_open`
+    /// skips the hours when the walk's bitset already says open throughout
+    /// the query's hour. The merchant's card settles most candidates; its
+    /// profile is read only for what the card cannot decide.
     fn evaluate(
         &self,
-        m: &Merchant,
+        pos: u32,
         query: &SearchQuery,
         bound: f64,
         known_open: bool,
-    ) -> Option<SearchHit> {
-        let listed = m.listed.as_ref()?;
-        let profile = &listed.profile;
-        if m.paused || profile.category != query.category() {
+    ) -> Option<Candidate> {
+        let card = &self.cards[pos as usize];
+        if card.reach == Reach::Nowhere
+            || card.is(Card::PAUSED)
+            || card.category != query.category()
+        {
             return None;
         }
-        // Cheapest first: the hours are a bit test, most of a city is
-        // closed at a given hour, and the distance costs an `asin`.
-        if !known_open {
-            let hours = &profile.opening_hours;
-            let local = query.at_week().shifted(hours.utc_offset_minutes);
-            if !listed.mask.is_open_in(local, hours) {
-                return None;
-            }
-        }
-        let distance_m = query.unit().distance_m(&listed.unit);
-        if distance_m > bound || !listed.shape.contains(&query.point(), distance_m) {
+        let distance_m = query.unit().distance_m(&card.unit);
+        if distance_m > bound
+            || (card.reach == Reach::Radius && distance_m > f64::from(card.radius_m))
+        {
             return None;
         }
-        if let Some(window) = query.window() {
-            if !has_free_seat(m, listed, window) {
+        let polygon = card.reach == Reach::Polygon;
+        let booked = card.is(Card::BOOKED);
+        let mut load = 0;
+        if !known_open || polygon || booked || query.window().is_some() {
+            let m = &self.merchants[pos as usize];
+            let listed = m.listed.as_ref()?;
+            if !known_open {
+                let hours = &listed.profile.opening_hours;
+                let local = query.at_week().shifted(hours.utc_offset_minutes);
+                if !listed.mask.is_open_in(local, hours) {
+                    return None;
+                }
+            }
+            if polygon && !listed.shape.contains(&query.point(), distance_m) {
                 return None;
             }
-        }
-        let (from, to) = match query.window() {
-            Some(w) => w.epoch_bounds(),
-            None => {
-                let at = query.at().timestamp();
-                (at, at + LOAD_HORIZON_HOURS * 3600 - 1)
+            if let Some(window) = query.window() {
+                if !has_free_seat(m, listed, window) {
+                    return None;
+                }
             }
-        };
-        Some(SearchHit {
-            merchant_id: m.id,
+            if booked {
+                let (from, to) = match query.window() {
+                    Some(w) => w.epoch_bounds(),
+                    None => {
+                        let at = query.at().timestamp();
+                        (at, at + LOAD_HORIZON_HOURS * 3600 - 1)
+                    }
+                };
+                load = m.ledger.held_between(from, to);
+            }
+        }
+        Some(Candidate {
             distance_m,
-            rating_tenths: profile.rating_tenths,
-            load: m.ledger.held_between(from, to),
+            rating_tenths: card.rating_tenths,
+            load,
+            pos,
         })
     }
 
     /// The position of `id`, adding it on first sight.
     fn position(&mut self, id: MerchantId) -> u32 {
         let next = self.merchants.len() as u32;
-        let merchants = &mut self.merchants;
+        let (merchants, cards) = (&mut self.merchants, &mut self.cards);
         *self.by_id.entry(id).or_insert_with(|| {
             merchants.push(Merchant {
                 id,
@@ -530,6 +575,7 @@ impl MerchantSearch {
                 paused: false,
                 ledger: Ledger::default(),
             });
+            cards.push(Card::unlisted());
             next
         })
     }
@@ -571,12 +617,34 @@ impl MerchantSearch {
             unit: profile.location.unit(),
             service_keys,
         });
-        self.refresh_open(pos);
+        self.refresh(pos);
     }
 
-    /// Brings the hour bitsets in line with the merchant's profile and pause.
-    fn refresh_open(&mut self, pos: u32) {
+    /// Brings the merchant's card and the hour bitsets in line with its
+    /// profile, pause and seats.
+    fn refresh(&mut self, pos: u32) {
         let m = &self.merchants[pos as usize];
+        let card = &mut self.cards[pos as usize];
+        *card = match &m.listed {
+            None => Card::unlisted(),
+            Some(listed) => {
+                let (reach, radius_m) = match listed.shape {
+                    Shape::Radius { meters } => (Reach::Radius, meters as f32),
+                    Shape::Polygon(_) => (Reach::Polygon, 0.0),
+                    Shape::Nothing => (Reach::Nowhere, 0.0),
+                };
+                Card {
+                    unit: listed.unit,
+                    radius_m,
+                    reach,
+                    category: listed.profile.category,
+                    rating_tenths: listed.profile.rating_tenths,
+                    flags: 0,
+                }
+            }
+        };
+        card.set(Card::PAUSED, m.paused);
+        card.set(Card::BOOKED, !m.ledger.is_empty());
         let utc = m
             .listed
             .as_ref()
@@ -588,7 +656,7 @@ impl MerchantSearch {
     /// Pauses or resumes the merchant at `pos`.
     fn set_paused(&mut self, pos: u32, paused: bool) {
         self.merchants[pos as usize].paused = paused;
-        self.refresh_open(pos);
+        self.refresh(pos);
     }
 
     fn index(&mut self, pos: u32, profile: &MerchantProfile, shape: &Shape) {
@@ -662,6 +730,8 @@ impl MerchantSearch {
             SlotEvent::SeatTaken(_) => ledger.take(key, start),
             SlotEvent::SeatReleased(_) => ledger.release(key, start),
         }
+        let booked = !ledger.is_empty();
+        self.cards[pos as usize].set(Card::BOOKED, booked);
     }
 }
 
@@ -688,12 +758,12 @@ fn has_free_seat(m: &Merchant, listed: &Listed, window: &SlotWindow) -> bool {
     false
 }
 
-/// The best hits so far, kept sorted, each with its merchant's position;
-/// K is at most 100, so a sorted vector beats a heap.
+/// The best candidates so far, kept sorted; K is at most 100, so a sorted
+/// vector beats a heap.
 struct Top {
     k: usize,
     max_distance_m: f64,
-    hits: Vec<(SearchHit, u32)>,
+    hits: Vec<Candidate>,
 }
 
 impl Top {
@@ -709,24 +779,35 @@ impl Top {
     /// an equally distant merchant may outrank on rating).
     fn bound(&self) -> f64 {
         match self.hits.get(self.k - 1) {
-            Some((last, _)) => last.distance_m.min(self.max_distance_m),
+            Some(last) => last.distance_m.min(self.max_distance_m),
             None => self.max_distance_m,
         }
     }
 
-    fn offer(&mut self, hit: SearchHit, merchant: u32) {
+    /// Takes `c` in if it ranks among the best `k` ([`SearchHit::rank`];
+    /// ids, read from `merchants`, break full ties).
+    fn offer(&mut self, c: Candidate, merchants: &[Merchant]) {
+        let rank = |a: &Candidate, b: &Candidate| {
+            rank_before_id(
+                (a.distance_m, a.rating_tenths, a.load),
+                (b.distance_m, b.rating_tenths, b.load),
+            )
+            .then_with(|| {
+                merchants[a.pos as usize]
+                    .id
+                    .cmp(&merchants[b.pos as usize].id)
+            })
+        };
         if self.hits.len() == self.k
             && self
                 .hits
                 .last()
-                .is_some_and(|(last, _)| hit.rank(last) != Ordering::Less)
+                .is_some_and(|last| rank(&c, last) != Ordering::Less)
         {
             return;
         }
-        let at = self
-            .hits
-            .partition_point(|(h, _)| h.rank(&hit) == Ordering::Less);
-        self.hits.insert(at, (hit, merchant));
+        let at = self.hits.partition_point(|h| rank(h, &c) == Ordering::Less);
+        self.hits.insert(at, c);
         self.hits.truncate(self.k);
     }
 }

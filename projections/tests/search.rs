@@ -750,12 +750,17 @@ proptest! {
     fn the_index_answers_exactly_like_a_scan(seed in any::<u64>(), merchants in 50usize..400) {
         let (events, centres) = random_city(seed, merchants);
         let model = fold(&events);
+        // A snapshot is read back by registering each final profile afresh:
+        // what the fold kept up to date event by event must answer the same.
+        let restored: MerchantSearch =
+            serde_json::from_str(&serde_json::to_string(&model).unwrap()).unwrap();
         let mut g = Gen(seed ^ 0xdead_beef);
         let mut answered = 0;
         for _ in 0..60 {
             let q = random_query(&mut g, &centres);
             let hits = model.search(&q);
             prop_assert_eq!(&hits, &model.search_by_scan(&q), "query {:?}", q);
+            prop_assert_eq!(&hits, &restored.search(&q), "restored, query {:?}", q);
             prop_assert!(hits.windows(2).all(|w| w[0].rank(&w[1]).is_lt()));
             answered += usize::from(!hits.is_empty());
         }

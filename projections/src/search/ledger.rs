@@ -48,6 +48,11 @@ impl Ledger {
         self.held.get(&(start, key)).copied().unwrap_or(0)
     }
 
+    /// Whether no seat is held in any slot.
+    pub fn is_empty(&self) -> bool {
+        self.held.is_empty()
+    }
+
     /// Seats held in all slots starting in [from, to] (epoch seconds).
     pub fn held_between(&self, from: i64, to: i64) -> u32 {
         if from > to {
