@@ -158,12 +158,10 @@ impl Keys {
 }
 
 /// Extracts the caller from `Authorization: Bearer <token>`.
-pub fn principal(
-    keys: Arc<Keys>,
-) -> impl Filter<Extract = (Principal,), Error = Rejection> + Clone {
-    warp::header::optional::<String>("authorization").and_then(move |header: Option<String>| {
-        let keys = keys.clone();
-        async move {
+pub fn principal() -> impl Filter<Extract = (Principal,), Error = Rejection> + Copy {
+    super::with_state()
+        .and(warp::header::optional::<String>("authorization"))
+        .and_then(|state: super::State, header: Option<String>| async move {
             let header = header.ok_or_else(|| {
                 warp::reject::custom(
                     Problem::unauthorized(
@@ -177,9 +175,8 @@ pub fn principal(
                     Problem::unauthorized("use the Bearer scheme").field("Authorization"),
                 )
             })?;
-            keys.check(token.trim()).map_err(warp::reject::custom)
-        }
-    })
+            state.keys.check(token.trim()).map_err(warp::reject::custom)
+        })
 }
 
 #[cfg(test)]

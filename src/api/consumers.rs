@@ -72,22 +72,20 @@ async fn own_visit(s: &State, p: &Principal, id: VisitId) -> Result<(), Rejectio
 }
 
 /// Consumer routes.
-pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    let auth = principal(state.keys.clone());
-    let (state_keys, state_for_erase) = (state.keys.clone(), state.clone());
+pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let book = warp::path!("v1" / "visits")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<BookRequest>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(book);
     let reschedule = warp::path!("v1" / "visits" / VisitId / "reschedule")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<RescheduleRequest>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(
             |id: VisitId, p: Principal, key, body: Body<RescheduleRequest>, s: State| async move {
                 own_visit(&s, &p, id).await?;
@@ -107,10 +105,10 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         );
     let cancel = warp::path!("v1" / "visits" / VisitId / "cancel")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<CancelRequest>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(
             |id: VisitId, p: Principal, key, body: Body<CancelRequest>, s: State| async move {
                 own_visit(&s, &p, id).await?;
@@ -125,8 +123,8 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         );
     let mine = warp::path!("v1" / "me" / "visits")
         .and(warp::get())
-        .and(auth.clone())
-        .and(with_state(state.clone()))
+        .and(principal())
+        .and(with_state())
         .and_then(|p: Principal, s: State| async move {
             let me = consumer(&p)?;
             let activity = s
@@ -141,8 +139,8 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         });
     let my_orders = warp::path!("v1" / "me" / "orders")
         .and(warp::get())
-        .and(auth)
-        .and(with_state(state))
+        .and(principal())
+        .and(with_state())
         .and_then(|p: Principal, s: State| async move {
             let me = consumer(&p)?;
             let activity = s
@@ -157,8 +155,8 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         });
     let erase = warp::path!("v1" / "me")
         .and(warp::delete())
-        .and(principal(state_keys.clone()))
-        .and(with_state(state_for_erase))
+        .and(principal())
+        .and(with_state())
         .and_then(|p: Principal, s: State| async move {
             let me = consumer(&p)?;
             let erased = s.vault.erase(&me).map_err(|e| {

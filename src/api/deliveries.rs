@@ -256,13 +256,12 @@ fn offers(
 }
 
 /// Rider dispatch routes.
-pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    let auth = principal(state.keys.clone());
+pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let stream_offers = warp::path!("v1" / "riders" / "me" / "offers")
         .and(warp::get())
-        .and(auth.clone())
+        .and(principal())
         .and(warp::header::optional::<String>("last-event-id"))
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(|p: Principal, last: Option<String>, s: State| async move {
             let me = rider(&p)?;
             let (first, from) = match last {
@@ -308,8 +307,8 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         });
     let route = warp::path!("v1" / "riders" / "me" / "route")
         .and(warp::get())
-        .and(auth.clone())
-        .and(with_state(state.clone()))
+        .and(principal())
+        .and(with_state())
         .and_then(|p: Principal, s: State| async move {
             let me = rider(&p)?;
             let body = route_of(&supply(&s).model, &me, crate::clock::now());
@@ -317,10 +316,10 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         });
     let accept = warp::path!("v1" / "deliveries" / DeliveryId / "accept")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<Answer>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(
             |id: DeliveryId, p: Principal, key, body: Body<Answer>, s: State| async move {
                 let me = rider(&p)?;
@@ -343,10 +342,10 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         );
     let decline = warp::path!("v1" / "deliveries" / DeliveryId / "decline")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<Answer>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(
             |id: DeliveryId, p: Principal, key, body: Body<Answer>, s: State| async move {
                 let me = rider(&p)?;
@@ -377,10 +376,10 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         );
     let pickup = warp::path!("v1" / "deliveries" / DeliveryId / "pickup")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<PickUp>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(
             |id: DeliveryId, p: Principal, key, body: Body<PickUp>, s: State| async move {
                 let me = rider(&p)?;
@@ -399,10 +398,10 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         );
     let deliver = warp::path!("v1" / "deliveries" / DeliveryId / "deliver")
         .and(warp::post())
-        .and(auth)
+        .and(principal())
         .and(idempotency_key())
         .and(json::<HandOver>())
-        .and(with_state(state))
+        .and(with_state())
         .and_then(
             |id: DeliveryId, p: Principal, key, body: Body<HandOver>, s: State| async move {
                 let me = rider(&p)?;

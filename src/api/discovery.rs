@@ -129,13 +129,12 @@ fn search_query(p: SearchParams) -> Result<SearchQuery, Problem> {
 }
 
 /// Discovery routes.
-pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    let auth = principal(state.keys.clone());
+pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let search = warp::path!("v1" / "merchants" / "search")
         .and(warp::get())
-        .and(auth.clone())
+        .and(principal())
         .and(warp::query::<SearchParams>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(|_p: Principal, params: SearchParams, s: State| async move {
             let query = search_query(params).map_err(warp::reject::custom)?;
             let model = s.hub.read.search.read().unwrap_or_else(|e| e.into_inner());
@@ -161,9 +160,9 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         });
     let slots = warp::path!("v1" / "merchants" / MerchantId / "slots")
         .and(warp::get())
-        .and(auth)
+        .and(principal())
         .and(warp::query::<SlotParams>())
-        .and(with_state(state))
+        .and(with_state())
         .and_then(
             |id: MerchantId, _p: Principal, q: SlotParams, s: State| async move {
                 let window = SlotWindow::new(q.from, q.to)

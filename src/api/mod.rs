@@ -84,22 +84,27 @@ impl AppState {
     }
 }
 
-/// Passes the state into a handler.
-pub fn with_state(state: State) -> impl Filter<Extract = (State,), Error = Infallible> + Clone {
-    warp::any().map(move || state.clone())
+/// Passes the state into a handler: the server puts it in each request's
+/// extensions ([`serve`]), so the filter tree captures nothing. warp clones
+/// the untried branches of the tree for every request; a tree holding the
+/// state would take and drop a reference to it per route per request, all
+/// on one contended counter.
+pub fn with_state() -> impl Filter<Extract = (State,), Error = warp::Rejection> + Copy {
+    warp::ext::get::<State>()
 }
 
 /// Every route, with problem+json for every rejection and request metrics.
-pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    let api = ops::routes(state.clone())
-        .or(discovery::routes(state.clone()))
-        .or(operators::routes(state.clone()))
-        .or(consumers::routes(state.clone()))
-        .or(staff::routes(state.clone()))
-        .or(orders::routes(state.clone()))
-        .or(payments::routes(state.clone()))
-        .or(riders::routes(state.clone()))
-        .or(deliveries::routes(state));
+/// Handlers read the state from the request's extensions ([`with_state`]).
+pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    let api = ops::routes()
+        .or(discovery::routes())
+        .or(operators::routes())
+        .or(consumers::routes())
+        .or(staff::routes())
+        .or(orders::routes())
+        .or(payments::routes())
+        .or(riders::routes())
+        .or(deliveries::routes());
     let access = access::Access::default();
     api.recover(problem::recover)
         .with(warp::log::custom(move |info| access.record(info)))

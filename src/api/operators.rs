@@ -83,21 +83,20 @@ fn admin(p: &Principal) -> Result<(), Rejection> {
 }
 
 /// Operator routes.
-pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    let auth = principal(state.keys.clone());
+pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let register = warp::path!("v1" / "merchants")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<MerchantProfile>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(register_merchant);
     let update = warp::path!("v1" / "merchants" / MerchantId)
         .and(warp::put())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<MerchantProfile>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(
             |id: MerchantId, p: Principal, key, body: Body<MerchantProfile>, s: State| async move {
                 admin(&p)?;
@@ -116,10 +115,10 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         );
     let pause = warp::path!("v1" / "merchants" / MerchantId / "pause")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<PauseRequest>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(
             |id: MerchantId, p: Principal, key, body: Body<PauseRequest>, s: State| async move {
                 admin(&p)?;
@@ -142,9 +141,9 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         );
     let resume = warp::path!("v1" / "merchants" / MerchantId / "resume")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(|id: MerchantId, p: Principal, key, s: State| async move {
             admin(&p)?;
             let ctx = context(&p, key, &format!("POST /v1/merchants/{id}/resume"), b"");
@@ -152,10 +151,10 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         });
     let staff = warp::path!("v1" / "merchants" / MerchantId / "staff")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<StaffRequest>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(
             |id: MerchantId, p: Principal, key, body: Body<StaffRequest>, s: State| async move {
                 admin(&p)?;
@@ -182,15 +181,15 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         );
     let rider = warp::path!("v1" / "riders")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<RiderRequest>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(register_rider);
     let analytics = warp::path!("v1" / "merchants" / MerchantId / "analytics")
         .and(warp::get())
-        .and(auth.clone())
-        .and(with_state(state.clone()))
+        .and(principal())
+        .and(with_state())
         .and_then(|id: MerchantId, p: Principal, s: State| async move {
             admin(&p)?;
             let f = s.hub.read.analytics.read().unwrap_or_else(|e| e.into_inner()).model.merchant(&id);
@@ -201,9 +200,9 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         });
     let supply = warp::path!("v1" / "supply")
         .and(warp::get())
-        .and(auth)
+        .and(principal())
         .and(warp::query::<SupplyQuery>())
-        .and(with_state(state))
+        .and(with_state())
         .and_then(|p: Principal, q: SupplyQuery, s: State| async move {
             admin(&p)?;
             let balance = s

@@ -11,17 +11,17 @@ use super::{with_state, State};
 const READY_LAG: u64 = 1_000;
 
 /// `GET /healthz`, `GET /readyz`, `GET /metrics`.
-pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let health = warp::path!("healthz")
         .and(warp::get())
         .map(|| warp::reply::json(&json!({"status": "ok"})));
     let ready = warp::path!("readyz")
         .and(warp::get())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(ready);
     let metrics = warp::path!("metrics")
         .and(warp::get())
-        .and(with_state(state))
+        .and(with_state())
         .and_then(|s: State| async move {
             // The read models' lag is read at scrape time, as a collector would
             // (the relay reports its own every second).

@@ -119,19 +119,18 @@ async fn order_command(
 }
 
 /// Order routes.
-pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    let auth = principal(state.keys.clone());
+pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let place = warp::path!("v1" / "orders")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<PlaceRequest>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(place);
     let read = warp::path!("v1" / "orders" / OrderId)
         .and(warp::get())
-        .and(auth.clone())
-        .and(with_state(state.clone()))
+        .and(principal())
+        .and(with_state())
         .and_then(|id: OrderId, p: Principal, s: State| async move {
             let o = order_for(&s, &p, id, &[Role::Consumer, Role::Staff, Role::Admin]).await?;
             let contact = match s.vault.open_sealed(&o.placed.drop_off_details) {
@@ -152,10 +151,10 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         });
     let cancel = warp::path!("v1" / "orders" / OrderId / "cancel")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<Reason>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(
             |id: OrderId, p: Principal, key, body: Body<Reason>, s: State| async move {
                 let o = order_for(&s, &p, id, &[Role::Consumer, Role::Staff, Role::Admin]).await?;
@@ -185,10 +184,10 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         );
     let accept = warp::path!("v1" / "orders" / OrderId / "accept")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<AcceptRequest>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(
             |id: OrderId, p: Principal, key, body: Body<AcceptRequest>, s: State| async move {
                 order_for(&s, &p, id, &[Role::Staff, Role::Admin]).await?;
@@ -209,10 +208,10 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         );
     let refuse = warp::path!("v1" / "orders" / OrderId / "reject")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<Reason>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(
             |id: OrderId, p: Principal, key, body: Body<Reason>, s: State| async move {
                 order_for(&s, &p, id, &[Role::Staff, Role::Admin]).await?;
@@ -233,9 +232,9 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         );
     let ready = warp::path!("v1" / "orders" / OrderId / "ready")
         .and(warp::post())
-        .and(auth)
+        .and(principal())
         .and(idempotency_key())
-        .and(with_state(state))
+        .and(with_state())
         .and_then(|id: OrderId, p: Principal, key, s: State| async move {
             order_for(&s, &p, id, &[Role::Staff, Role::Admin]).await?;
             let ctx = context(&p, key, &format!("POST /v1/orders/{id}/ready"), b"");

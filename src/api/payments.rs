@@ -79,12 +79,12 @@ fn verify(secret: &[u8], header: &str, body: &[u8], now: i64) -> Result<(), Prob
 }
 
 /// The webhook route.
-pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
+pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     warp::path!("v1" / "payments" / "webhook")
         .and(warp::post())
         .and(warp::header::optional::<String>("o2o-signature"))
         .and(json::<PaymentCallback>())
-        .and(with_state(state))
+        .and(with_state())
         .and_then(
             |signature: Option<String>, body: Body<PaymentCallback>, s: State| async move {
                 let header = signature.ok_or_else(|| {

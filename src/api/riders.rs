@@ -95,14 +95,13 @@ async fn rider_command(
 }
 
 /// Rider routes.
-pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    let auth = principal(state.keys.clone());
+pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let start = warp::path!("v1" / "riders" / "me" / "shift" / "start")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<ShiftStart>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(
             |p: Principal, key, body: Body<ShiftStart>, s: State| async move {
                 let me = rider(&p)?;
@@ -124,9 +123,9 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         );
     let end = warp::path!("v1" / "riders" / "me" / "shift" / "end")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(|p: Principal, key, s: State| async move {
             let me = rider(&p)?;
             let ctx = context(&p, key, "POST /v1/riders/me/shift/end", b"");
@@ -137,10 +136,10 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         });
     let positions = warp::path!("v1" / "riders" / "me" / "positions")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<Positions>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(
             |p: Principal, key, body: Body<Positions>, s: State| async move {
                 let me = rider(&p)?;
@@ -167,8 +166,8 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         );
     let board = warp::path!("v1" / "riders" / "me" / "board")
         .and(warp::get())
-        .and(auth)
-        .and(with_state(state))
+        .and(principal())
+        .and(with_state())
         .and_then(|p: Principal, s: State| async move {
             let me = rider(&p)?;
             let board = s

@@ -42,8 +42,13 @@ pub fn request_id(incoming: Option<&HeaderValue>) -> String {
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string())
 }
 
-/// Runs one request through the router inside its span.
-async fn handle<S>(mut router: S, mut req: Request<Body>) -> Result<Response<Body>, Infallible>
+/// Runs one request through the router inside its span, with the state in
+/// its extensions for the handlers ([`super::with_state`]).
+async fn handle<S>(
+    mut router: S,
+    state: State,
+    mut req: Request<Body>,
+) -> Result<Response<Body>, Infallible>
 where
     S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>,
 {
@@ -51,6 +56,7 @@ where
     let header = HeaderValue::from_str(&id).expect("request ids are visible ASCII");
     // Handlers see the id the response will carry.
     req.headers_mut().insert(REQUEST_ID, header.clone());
+    req.extensions_mut().insert(state);
     let path = req.uri().path().to_owned();
     let span = tracing::info_span!("request", request_id = %id);
     let mut response = router.call(req).instrument(span).await?;
@@ -71,10 +77,14 @@ pub fn serve(
     addr: SocketAddr,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(SocketAddr, impl Future<Output = ()>), warp::hyper::Error> {
-    let router = warp::service(super::routes(state));
+    let router = warp::service(super::routes());
     let make = make_service_fn(move |_conn| {
-        let router = router.clone();
-        async move { Ok::<_, Infallible>(service_fn(move |req| handle(router.clone(), req))) }
+        let (router, state) = (router.clone(), state.clone());
+        async move {
+            Ok::<_, Infallible>(service_fn(move |req| {
+                handle(router.clone(), state.clone(), req)
+            }))
+        }
     });
     let mut incoming = AddrIncoming::bind(&addr)?;
     // Small request/response exchanges: do not wait for Nagle.

@@ -98,13 +98,12 @@ async fn visit_scope(
 }
 
 /// Staff routes.
-pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
-    let auth = principal(state.keys.clone());
+pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Rejection> + Clone {
     let day = warp::path!("v1" / "stores" / MerchantId / "day")
         .and(warp::get())
-        .and(auth.clone())
+        .and(principal())
         .and(warp::query::<DayQuery>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(
             |store: MerchantId, p: Principal, q: DayQuery, s: State| async move {
                 let (_, scope) = staff_of(&p)?;
@@ -127,16 +126,16 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         );
     let redeem = warp::path!("v1" / "visits" / VisitId / "redeem")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
         .and(json::<RedeemRequest>())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(redeem);
     let no_show = warp::path!("v1" / "visits" / VisitId / "no-show")
         .and(warp::post())
-        .and(auth.clone())
+        .and(principal())
         .and(idempotency_key())
-        .and(with_state(state.clone()))
+        .and(with_state())
         .and_then(|id: VisitId, p: Principal, key, s: State| async move {
             let (staff_id, staff_merchant) = visit_scope(&s, &p, id).await?;
             let ctx = context(&p, key, &format!("POST /v1/visits/{id}/no-show"), b"");
@@ -153,9 +152,9 @@ pub fn routes(state: State) -> impl Filter<Extract = (impl Reply,), Error = Reje
         });
     let complete = warp::path!("v1" / "visits" / VisitId / "complete")
         .and(warp::post())
-        .and(auth)
+        .and(principal())
         .and(idempotency_key())
-        .and(with_state(state))
+        .and(with_state())
         .and_then(|id: VisitId, p: Principal, key, s: State| async move {
             let (staff_id, staff_merchant) = visit_scope(&s, &p, id).await?;
             let ctx = context(&p, key, &format!("POST /v1/visits/{id}/complete"), b"");
