@@ -5,7 +5,7 @@
 //! exact test runs on every candidate, so a generous cover costs a few
 //! rejected candidates, never a wrong answer.
 
-use geo::{Area as _, BoundingRect as _, Intersects as _, Validation as _};
+use geo::{Area as _, BoundingRect as _, Contains as _, Intersects as _, Validation as _};
 use h3o::geom::{ContainmentMode, TilerBuilder};
 use h3o::{CellIndex, Resolution};
 use o2ohub_events::geo::{EARTH_RADIUS_M, MAX_SERVICE_RADIUS_M};
@@ -40,6 +40,11 @@ pub(crate) struct PolygonArea {
     bbox: geo::Rect<f64>,
     /// Whether it reaches beyond ±60° latitude, where covers use the tiler.
     polar: bool,
+    /// A disk around the store, in the polygon's own plane (degrees), that
+    /// lies wholly inside it — its centre and squared radius — when the
+    /// store is inside: most points a search tests are near the store, and
+    /// one comparison settles them without the exact test.
+    inner: Option<(geo::Coord<f64>, f64)>,
 }
 
 /// Metres per degree of latitude on the mean sphere `LatLng::distance_m` uses.
@@ -125,7 +130,11 @@ impl Shape {
             Shape::Radius { meters } => distance_m <= *meters,
             Shape::Polygon(area) => {
                 let c = geo::coord! { x: point.lng, y: point.lat };
-                area.bbox.intersects(&c) && area.polygon.intersects(&c)
+                let near = area.inner.is_some_and(|(centre, r2)| {
+                    let (dx, dy) = (c.x - centre.x, c.y - centre.y);
+                    dx * dx + dy * dy < r2
+                });
+                near || (area.bbox.intersects(&c) && area.polygon.intersects(&c))
             }
             Shape::Nothing => false,
         }
@@ -154,11 +163,34 @@ fn polygon(location: &LatLng, ring: &[LatLng]) -> Option<PolygonArea> {
     }
     let bbox = polygon.bounding_rect()?;
     let polar = bbox.min().y < -60.0 || bbox.max().y > 60.0;
+    let inner = inscribed_disk(&polygon, geo::coord! { x: location.lng, y: location.lat });
     Some(PolygonArea {
         polygon,
         bbox,
         polar,
+        inner,
     })
+}
+
+/// The largest disk around `centre` inside `polygon`, as (centre, squared
+/// radius), when `centre` is in its interior: the distance to the nearest
+/// edge, less a margin a billion times wider than rounding, so a point the
+/// disk admits is inside by any exact test.
+fn inscribed_disk(
+    polygon: &geo::Polygon<f64>,
+    centre: geo::Coord<f64>,
+) -> Option<(geo::Coord<f64>, f64)> {
+    if !polygon.contains(&centre) {
+        return None;
+    }
+    let relative = |c: &geo::Coord<f64>| (c.x - centre.x, c.y - centre.y);
+    let nearest = polygon
+        .exterior()
+        .lines()
+        .map(|line| segment_distance(relative(&line.start), relative(&line.end)))
+        .fold(f64::INFINITY, f64::min);
+    let radius = nearest * (1.0 - 1e-9);
+    (radius > 0.0).then_some((centre, radius * radius))
 }
 
 /// What the index needs to know about one cell.
@@ -339,5 +371,68 @@ impl Cells {
             self.geom(cell);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A point `north` and `east` metres from `from` (flat, fine at city scale).
+    fn offset(from: LatLng, north: f64, east: f64) -> LatLng {
+        let lat = from.lat + north / M_PER_DEG;
+        let lng = from.lng + east / (M_PER_DEG * from.lat.to_radians().cos());
+        LatLng::parse(lat, lng).unwrap()
+    }
+
+    #[test]
+    fn the_inscribed_disk_never_admits_a_point_outside_the_polygon() {
+        let store = LatLng::parse(31.23, 121.47).unwrap();
+        // A star with a deep notch: its nearest edge is 300 m from the store.
+        let ring: Vec<LatLng> = [
+            (3000.0, 0.0),
+            (300.0, 300.0),
+            (0.0, 3000.0),
+            (-3000.0, 0.0),
+            (0.0, -3000.0),
+        ]
+        .iter()
+        .map(|&(n, e)| offset(store, n, e))
+        .collect();
+        let area = ServiceArea::Polygon { ring };
+        let Shape::Polygon(p) = Shape::new(&store, &area) else {
+            panic!("a valid polygon");
+        };
+        assert!(p.inner.is_some(), "the store is inside: a disk is kept");
+        let mut admitted = 0;
+        for i in -60..=60 {
+            for j in -60..=60 {
+                let point = offset(store, f64::from(i) * 50.0, f64::from(j) * 50.0);
+                let exact = p
+                    .polygon
+                    .intersects(&geo::coord! { x: point.lng, y: point.lat });
+                let shape = Shape::Polygon(p.clone());
+                assert_eq!(shape.contains(&point, 0.0), exact, "{point:?}");
+                let (centre, r2) = p.inner.unwrap();
+                let (dx, dy) = (point.lng - centre.x, point.lat - centre.y);
+                admitted += usize::from(dx * dx + dy * dy < r2);
+            }
+        }
+        // The disk settles the points near the store: a few hundred metres
+        // across, up to the notch (225 points of the 50 m grid).
+        assert!((100..=400).contains(&admitted), "{admitted}");
+    }
+
+    #[test]
+    fn a_store_outside_its_polygon_keeps_no_disk() {
+        let store = LatLng::parse(31.23, 121.47).unwrap();
+        let ring: Vec<LatLng> = [(1000.0, 1000.0), (1000.0, 3000.0), (3000.0, 2000.0)]
+            .iter()
+            .map(|&(n, e)| offset(store, n, e))
+            .collect();
+        let Shape::Polygon(p) = Shape::new(&store, &ServiceArea::Polygon { ring }) else {
+            panic!("a valid polygon");
+        };
+        assert!(p.inner.is_none());
     }
 }
