@@ -459,7 +459,8 @@ impl MerchantSearch {
     /// hour, are ruled out on the entry and the hour's bitset alone. The
     /// rest are read in order of their distance floor, so the first few
     /// read set a tight bound and most of the others are never read: each
-    /// read of a merchant is a cache miss on its profile.
+    /// read is a cache miss on the merchant's card (and, for what the card
+    /// cannot settle, on its profile).
     fn consider(
         &self,
         entries: &[Entry],

@@ -111,3 +111,29 @@ pub fn routes() -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Cl
 }
 
 pub use server::serve;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_router_without_the_state_answers_500_not_a_client_error() {
+        // `serve` always puts the state in; a router wired without it is our
+        // fault, and must not look like the client's.
+        let response = warp::test::request()
+            .method("GET")
+            .path("/v1/merchants/search?category=salon&lat=31.2&lng=121.4")
+            .header("authorization", "Bearer x")
+            .reply(&routes())
+            .await;
+        assert_eq!(response.status(), 500);
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["title"], "The hub could not complete the request");
+        // Paths no route serves are still a 404.
+        let response = warp::test::request()
+            .path("/nowhere")
+            .reply(&routes())
+            .await;
+        assert_eq!(response.status(), 404);
+    }
+}

@@ -233,6 +233,14 @@ impl From<StoreError> for Problem {
 pub async fn recover(rejection: Rejection) -> Result<warp::reply::Response, Infallible> {
     let problem = if let Some(p) = rejection.find::<Problem>() {
         p.clone()
+    } else if rejection.find::<warp::ext::MissingExtension>().is_some() {
+        // The router ran without the state `serve` puts into every request
+        // (`super::with_state`): a wiring fault of ours, never the client's.
+        tracing::error!("a request reached the router without the hub's state");
+        Problem::internal(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the router is not wired to the hub",
+        )
     } else if rejection.is_not_found() {
         // Its own type, so a client (and tests/openapi.rs) can tell a path
         // the router does not serve from a thing that does not exist.

@@ -174,8 +174,10 @@ fn polygon(location: &LatLng, ring: &[LatLng]) -> Option<PolygonArea> {
 
 /// The largest disk around `centre` inside `polygon`, as (centre, squared
 /// radius), when `centre` is in its interior: the distance to the nearest
-/// edge, less a margin a billion times wider than rounding, so a point the
-/// disk admits is inside by any exact test.
+/// edge, less a margin far wider than rounding — relative (1e-9) and
+/// absolute (1e-12°, where the edges' coordinates round at ~1e-16°) — so a
+/// point the disk admits is inside by any exact test. A store within a
+/// centimetre of an edge keeps no disk: it would settle nothing.
 fn inscribed_disk(
     polygon: &geo::Polygon<f64>,
     centre: geo::Coord<f64>,
@@ -189,8 +191,8 @@ fn inscribed_disk(
         .lines()
         .map(|line| segment_distance(relative(&line.start), relative(&line.end)))
         .fold(f64::INFINITY, f64::min);
-    let radius = nearest * (1.0 - 1e-9);
-    (radius > 0.0).then_some((centre, radius * radius))
+    let radius = nearest * (1.0 - 1e-9) - 1e-12;
+    (nearest > 1e-7).then_some((centre, radius * radius))
 }
 
 /// What the index needs to know about one cell.
