@@ -71,7 +71,6 @@ pub use query::{SearchQuery, SlotWindow, MAX_QUERY_DISTANCE_M, MAX_RESULTS, MAX_
 
 use chrono::DateTime;
 use h3o::{CellIndex, Resolution};
-use o2ohub_events::geo::UnitPoint;
 use o2ohub_events::schedule::{HourOpen, OpeningMask};
 use o2ohub_events::{
     Category, Envelope, Event, MerchantEvent, MerchantId, MerchantProfile, Service, SlotEvent,
@@ -203,8 +202,6 @@ struct Listed {
     shape: Shape,
     /// The opening hours per hour of the week, read before the intervals.
     mask: OpeningMask,
-    /// The location as a unit vector, for measuring queries against it.
-    unit: UnitPoint,
     /// The ledger key of each of `profile.services`, in the same order.
     service_keys: Vec<u32>,
 }
@@ -615,7 +612,6 @@ impl MerchantSearch {
             profile: profile.clone(),
             shape,
             mask: OpeningMask::of(&profile.opening_hours),
-            unit: profile.location.unit(),
             service_keys,
         });
         self.refresh(pos);
@@ -635,7 +631,7 @@ impl MerchantSearch {
                     Shape::Nothing => (Reach::Nowhere, 0.0),
                 };
                 Card {
-                    unit: listed.unit,
+                    unit: listed.profile.location.unit(),
                     radius_m,
                     reach,
                     category: listed.profile.category,

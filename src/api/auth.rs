@@ -183,9 +183,13 @@ pub fn principal() -> impl Filter<Extract = (Principal,), Error = Rejection> + C
 mod tests {
     use super::*;
 
+    fn test_keys() -> Keys {
+        Keys::from_secret(b"0123456789abcdef0123456789abcdef")
+    }
+
     #[test]
     fn minted_tokens_check_and_foreign_ones_do_not() {
-        let keys = Keys::from_secret(b"0123456789abcdef0123456789abcdef");
+        let keys = test_keys();
         let staff = Principal {
             role: Role::Staff,
             subject: "s1".into(),
@@ -206,7 +210,7 @@ mod tests {
 
     #[test]
     fn a_remembered_token_is_refused_once_it_expires() {
-        let keys = Keys::from_secret(b"0123456789abcdef0123456789abcdef");
+        let keys = test_keys();
         let rider = Principal {
             role: Role::Rider,
             subject: "r1".into(),

@@ -51,6 +51,15 @@ pub(crate) struct PolygonArea {
 const M_PER_DEG: f64 = EARTH_RADIUS_M * std::f64::consts::PI / 180.0;
 
 impl PolygonArea {
+    /// Whether `c` lies in the inscribed disk around the store (and so
+    /// inside the polygon).
+    fn near_store(&self, c: &geo::Coord<f64>) -> bool {
+        self.inner.is_some_and(|(centre, r2)| {
+            let (dx, dy) = (c.x - centre.x, c.y - centre.y);
+            dx * dx + dy * dy < r2
+        })
+    }
+
     /// Whether some point of the polygon lies within `reach_m` of `at`.
     /// Distances to the edges are measured on a flat projection around
     /// `at`; below 60° latitude and within the 50 km a polygon may span its
@@ -130,11 +139,7 @@ impl Shape {
             Shape::Radius { meters } => distance_m <= *meters,
             Shape::Polygon(area) => {
                 let c = geo::coord! { x: point.lng, y: point.lat };
-                let near = area.inner.is_some_and(|(centre, r2)| {
-                    let (dx, dy) = (c.x - centre.x, c.y - centre.y);
-                    dx * dx + dy * dy < r2
-                });
-                near || (area.bbox.intersects(&c) && area.polygon.intersects(&c))
+                area.near_store(&c) || (area.bbox.intersects(&c) && area.polygon.intersects(&c))
             }
             Shape::Nothing => false,
         }
@@ -410,14 +415,12 @@ mod tests {
         for i in -60..=60 {
             for j in -60..=60 {
                 let point = offset(store, f64::from(i) * 50.0, f64::from(j) * 50.0);
-                let exact = p
-                    .polygon
-                    .intersects(&geo::coord! { x: point.lng, y: point.lat });
+                let c = geo::coord! { x: point.lng, y: point.lat };
+                let exact = p.polygon.intersects(&c);
                 let shape = Shape::Polygon(p.clone());
                 assert_eq!(shape.contains(&point, 0.0), exact, "{point:?}");
-                let (centre, r2) = p.inner.unwrap();
-                let (dx, dy) = (point.lng - centre.x, point.lat - centre.y);
-                admitted += usize::from(dx * dx + dy * dy < r2);
+                assert!(!p.near_store(&c) || exact, "{point:?} admitted outside");
+                admitted += usize::from(p.near_store(&c));
             }
         }
         // The disk settles the points near the store: a few hundred metres
