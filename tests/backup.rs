@@ -20,6 +20,7 @@ use uuid::Uuid;
 /// while the backup reads.
 const OPTIONS: LogOptions = LogOptions {
     segment_bytes: 64 << 10,
+    direct_writes: true,
 };
 const MASTER_KEY: &[u8] = b"backup-drill-master-key-0123456789abcdef";
 

@@ -26,6 +26,7 @@ fn open(backend: &str, dir: &std::path::Path) -> Arc<dyn EventStore> {
                 dir,
                 LogOptions {
                     segment_bytes: 256 << 10,
+                    direct_writes: true,
                 },
             )
             .expect("log reopens"),

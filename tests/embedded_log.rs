@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 
 const SMALL: LogOptions = LogOptions {
     segment_bytes: 64 << 10,
+    direct_writes: true,
 };
 
 fn event(n: u64) -> NewEvent {

@@ -1,24 +1,38 @@
 //! The conformance suite, unchanged, against both local backends — the
-//! embedded log (the default) and SQLite — and, with the `eventstoredb`
+//! embedded log (the default; with direct writes and without) and SQLite —
+//! and, with the `eventstoredb`
 //! feature, against an EventStoreDB/KurrentDB server.
 
-mod embedded_log {
+/// A fresh embedded log with small segments, so the suite also crosses
+/// segment boundaries.
+async fn fresh_log(direct_writes: bool) -> std::sync::Arc<dyn o2ohub::store::EventStore> {
     use o2ohub::store::embedded::{EmbeddedStore, LogOptions};
+    let dir = tempfile::tempdir().expect("temp dir").keep();
+    let options = LogOptions {
+        segment_bytes: 64 << 10,
+        direct_writes,
+    };
+    std::sync::Arc::new(EmbeddedStore::open_with(&dir, options).expect("open store"))
+}
+
+mod embedded_log {
     use o2ohub::store::EventStore;
     use std::sync::Arc;
 
     async fn fresh() -> Arc<dyn EventStore> {
-        // Small segments, so the suite also crosses segment boundaries.
-        let dir = tempfile::tempdir().expect("temp dir").keep();
-        Arc::new(
-            EmbeddedStore::open_with(
-                &dir,
-                LogOptions {
-                    segment_bytes: 64 << 10,
-                },
-            )
-            .expect("open store"),
-        )
+        super::fresh_log(true).await
+    }
+
+    o2ohub::event_store_conformance!(fresh());
+}
+
+/// The log where direct writes are off or refused: `pwrite` + `fdatasync`.
+mod embedded_log_buffered {
+    use o2ohub::store::EventStore;
+    use std::sync::Arc;
+
+    async fn fresh() -> Arc<dyn EventStore> {
+        super::fresh_log(false).await
     }
 
     o2ohub::event_store_conformance!(fresh());

@@ -1,8 +1,10 @@
 //! `o2ohub bench store`: durable single-event appends per second at several
 //! client concurrencies, each client waiting for its acknowledgement, on the
-//! embedded log, on the SQLite backend, and on a PostgreSQL events table with a unique
-//! (stream, version) constraint and `synchronous_commit=on`, in one run. Also
-//! measures this disk's small write + fdatasync latency, the physical bound.
+//! embedded log (with direct writes, and with `fdatasync`), on the SQLite
+//! backend, and on a PostgreSQL events table with a unique (stream, version)
+//! constraint and `synchronous_commit=on`, in one run. Also measures this
+//! disk's physical bounds: a small write + fdatasync, and the latency floor of
+//! group commit when the disk is kept busy.
 
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -14,7 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::latency::Latencies;
-use crate::store::embedded::EmbeddedStore;
+use crate::store::embedded::{time_group_writes, EmbeddedStore, LogOptions};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{EventMetadata, EventStore, ExpectedVersion, NewEvent};
 
@@ -98,6 +100,46 @@ pub fn fsync_latency(dir: &Path, samples: usize) -> Result<(f64, f64)> {
     Ok((lat.percentile_ms(50.0), lat.percentile_ms(99.0)))
 }
 
+/// Bytes of the group timed by [`saturated_floor`]: about a group of 40
+/// of the bench's commits.
+const GROUP_BYTES: usize = 16 << 10;
+
+/// What group commit can do at best on `dir`'s disk when it is kept busy.
+struct Floor {
+    /// One group's durable write, alone: p50 and p99, ms.
+    write: (f64, f64),
+    /// A commit arriving at a random moment while the disk writes group
+    /// after group waits for the write in flight, then its own: p50 and
+    /// p99 of that wait, ms, with no CPU spent anywhere. No client of a
+    /// group-committing store on this disk can do better at saturation.
+    saturated: (f64, f64),
+}
+
+/// Times 2,000 back-to-back group writes the way the log makes them durable
+/// and derives [`Floor`] from them.
+fn saturated_floor(dir: &Path) -> Result<Floor> {
+    let times: Vec<u128> = time_group_writes(dir, GROUP_BYTES, 2000)?
+        .into_iter()
+        .map(|t| t.as_micros().max(1))
+        .collect();
+    let mut alone = Latencies::default();
+    let mut saturated = Latencies::default();
+    for (i, &write) in times.iter().enumerate() {
+        alone.record(write);
+        // Arrivals every microsecond of this write wait out its remainder,
+        // then the next write.
+        if let Some(&next) = times.get(i + 1) {
+            for left in 1..=write {
+                saturated.record(left + next);
+            }
+        }
+    }
+    Ok(Floor {
+        write: (alone.percentile_ms(50.0), alone.percentile_ms(99.0)),
+        saturated: (saturated.percentile_ms(50.0), saturated.percentile_ms(99.0)),
+    })
+}
+
 /// Runs `clients` loops of `op(client, i)` for `seconds`, timing each call.
 async fn drive<F, Fut>(clients: usize, seconds: f64, op: F) -> Result<Measured>
 where
@@ -148,6 +190,9 @@ where
 enum Local {
     /// The embedded log (the default backend).
     Log,
+    /// The embedded log with `pwrite` + `fdatasync` instead of direct
+    /// writes (where direct I/O is refused, or turned off).
+    LogFsync,
     /// The SQLite backend (the suggested engine the log must beat).
     Sqlite,
 }
@@ -157,6 +202,13 @@ async fn local(backend: Local, dir: &Path, clients: usize, seconds: f64) -> Resu
     let _ = std::fs::remove_dir_all(&store_dir);
     let store: Arc<dyn EventStore> = match backend {
         Local::Log => Arc::new(EmbeddedStore::open(&store_dir)?),
+        Local::LogFsync => Arc::new(EmbeddedStore::open_with(
+            &store_dir,
+            LogOptions {
+                direct_writes: false,
+                ..LogOptions::default()
+            },
+        )?),
         Local::Sqlite => Arc::new(SqliteStore::open(&store_dir)?),
     };
     let (payload, meta) = (payload(), metadata());
@@ -183,7 +235,7 @@ async fn local(backend: Local, dir: &Path, clients: usize, seconds: f64) -> Resu
     drop(store);
     // Opening scans and verifies the whole log and rebuilds the index: time it.
     let reopen = match backend {
-        Local::Log => {
+        Local::Log | Local::LogFsync => {
             let t = Instant::now();
             let store = EmbeddedStore::open(&store_dir)?;
             let events = store.head().await?;
@@ -271,6 +323,7 @@ async fn postgres(conninfo: &str, clients: usize, seconds: f64) -> Result<Measur
 pub async fn run(opts: StoreBench) -> Result<()> {
     std::fs::create_dir_all(&opts.dir)?;
     let (fsync_p50, fsync_p99) = fsync_latency(&opts.dir, 2000)?;
+    let floor = saturated_floor(&opts.dir)?;
     let out = std::io::stdout();
     let mut out = out.lock();
     if opts.json {
@@ -279,11 +332,29 @@ pub async fn run(opts: StoreBench) -> Result<()> {
             "{}",
             json!({"measurement": "fsync", "p50_ms": fsync_p50, "p99_ms": fsync_p99})
         )?;
+        writeln!(
+            out,
+            "{}",
+            json!({"measurement": "group_write", "bytes": GROUP_BYTES,
+                "p50_ms": floor.write.0, "p99_ms": floor.write.1,
+                "saturated_p50_ms": floor.saturated.0, "saturated_p99_ms": floor.saturated.1})
+        )?;
     } else {
         writeln!(
             out,
             "small write + fdatasync on {}: p50 {fsync_p50:.3} ms, p99 {fsync_p99:.3} ms",
             opts.dir.display()
+        )?;
+        writeln!(
+            out,
+            "a {} KiB group's durable write: p50 {:.3} ms, p99 {:.3} ms; with the disk kept busy, \
+             waiting for the write in flight and then its own: p50 {:.3} ms, p99 {:.3} ms \
+             (the floor of group commit's latency at saturation)",
+            GROUP_BYTES >> 10,
+            floor.write.0,
+            floor.write.1,
+            floor.saturated.0,
+            floor.saturated.1
         )?;
         writeln!(
             out,
@@ -303,6 +374,10 @@ pub async fn run(opts: StoreBench) -> Result<()> {
             (
                 "embedded",
                 local(Local::Log, &opts.dir, c, opts.seconds).await?,
+            ),
+            (
+                "embedded-fsync",
+                local(Local::LogFsync, &opts.dir, c, opts.seconds).await?,
             ),
             (
                 "sqlite",

@@ -40,7 +40,11 @@ fn ready_spare_path(dir: &Path) -> PathBuf {
 
 /// Creates a zero-filled segment of `bytes` at `path` with its header,
 /// synced; gives up between megabytes once `cancelled` is set.
-fn create_zeroed(path: &Path, bytes: u64, cancelled: &AtomicBool) -> std::io::Result<File> {
+pub(super) fn create_zeroed(
+    path: &Path,
+    bytes: u64,
+    cancelled: &AtomicBool,
+) -> std::io::Result<File> {
     let mut file = OpenOptions::new()
         .read(true)
         .write(true)

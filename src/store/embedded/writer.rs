@@ -1,13 +1,13 @@
 //! The log's writer thread: each group of commits (see
 //! [`crate::store::group`]) is encoded into records, written at the end of the
-//! active segment with one positioned write, and made durable by one
-//! `fdatasync` before anyone is answered.
+//! active segment with one positioned write, made durable (see
+//! [`super::durable`]) before anyone is answered.
 
 use chrono::Utc;
-use std::os::unix::fs::FileExt;
 use std::sync::mpsc::Receiver;
 use std::sync::{Arc, RwLock};
 
+use super::durable::DurableWriter;
 use super::format;
 use super::index::{Index, Location};
 use super::segment::{Preparer, Segment, SEGMENT_HEADER};
@@ -26,6 +26,8 @@ pub(super) struct Writer {
     pub segment_bytes: u64,
     /// Makes new segments.
     pub preparer: Preparer,
+    /// Makes each group's bytes durable.
+    pub durable: DurableWriter,
     /// Publishes to the live edge and answers callers off the write path.
     pub answerer: group::Answerer,
 }
@@ -147,13 +149,9 @@ impl Writer {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         for p in &placed {
-            let s = &segments[p.segment];
-            let io = |e: std::io::Error| {
-                StoreError::Backend(format!("cannot write {}: {e}", s.path.display()))
-            };
-            s.file.write_all_at(&p.bytes, p.offset).map_err(io)?;
             let syncing = std::time::Instant::now();
-            s.file.sync_data().map_err(io)?;
+            self.durable
+                .write(p.segment, &segments[p.segment], p.offset, &p.bytes)?;
             // The disk's share of every commit: what to look at first when
             // commits slow down with nothing else changed.
             metrics::histogram!("o2ohub_store_sync_seconds")
