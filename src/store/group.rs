@@ -8,7 +8,6 @@
 use chrono::{DateTime, SubsecRound, Utc};
 use std::collections::HashMap;
 use std::sync::mpsc::Receiver;
-use std::sync::Arc;
 use tokio::sync::oneshot;
 
 use super::live::Live;
@@ -249,81 +248,23 @@ pub(crate) fn plan(
     Ok(plan)
 }
 
-/// Work for the [`Answerer`].
-enum Answer {
-    /// Publish a durable group's events, then answer its callers.
-    Group(Vec<RecordedEvent>, Vec<(Commit, Reply)>, Vec<Decision>),
-    /// Every earlier group is answered: close the live edge and say so.
-    Closed(Option<oneshot::Sender<()>>),
-}
-
-/// Publishes durable groups to the live edge and answers their callers, on
-/// its own thread, in the order the writer hands them over. Waking a few
-/// hundred waiting tasks costs as much as a sync, and publishing drops the
-/// events that leave the in-memory tail (memory the clients allocated);
-/// done here, both overlap the writer's next group instead of delaying it.
-pub(crate) struct Answerer {
-    jobs: std::sync::mpsc::Sender<Answer>,
-    live: Arc<Live>,
-}
-
-impl Answerer {
-    /// Starts the answering thread for `live`.
-    pub(crate) fn start(live: Arc<Live>) -> Result<Self, StoreError> {
-        let (jobs, queue) = std::sync::mpsc::channel::<Answer>();
-        let edge = live.clone();
-        std::thread::Builder::new()
-            .name("o2ohub-store-answers".into())
-            .spawn(move || {
-                for job in queue {
-                    carry_out(&edge, job);
-                }
-            })
-            .map_err(|e| StoreError::Backend(format!("cannot start the answering thread: {e}")))?;
-        Ok(Answerer { jobs, live })
-    }
-
-    /// Publishes and answers a group that is durable and in the index.
-    pub(crate) fn answer(
-        &self,
-        events: Vec<RecordedEvent>,
-        group: Vec<(Commit, Reply)>,
-        decisions: Vec<Decision>,
-    ) {
-        if let Err(std::sync::mpsc::SendError(job)) =
-            self.jobs.send(Answer::Group(events, group, decisions))
-        {
-            carry_out(&self.live, job);
-        }
-    }
-
-    /// Closes the live edge once every group handed over so far is
-    /// published and answered, then sends `done`.
-    pub(crate) fn close(&self, done: Option<oneshot::Sender<()>>) {
-        if let Err(std::sync::mpsc::SendError(job)) = self.jobs.send(Answer::Closed(done)) {
-            carry_out(&self.live, job);
-        }
-    }
-}
-
-/// Does one job of the answering thread.
-fn carry_out(live: &Live, job: Answer) {
-    match job {
-        Answer::Group(events, group, decisions) => {
-            live.publish(events);
-            answer(group, decisions);
-        }
-        Answer::Closed(done) => {
-            live.close();
-            if let Some(done) = done {
-                let _ = done.send(());
-            }
-        }
-    }
+/// Publishes a durable group's events to the live edge, then answers its
+/// callers, so a caller that reads after its answer finds its events. Done
+/// on the writer's own thread: handing it to another thread costs a wake-up
+/// on the critical path of every group, more than the work itself (see
+/// `docs/benchmarks.md`, event store, session 15).
+pub(crate) fn publish_and_answer(
+    live: &Live,
+    accepted: Vec<Accepted>,
+    group: Vec<(Commit, Reply)>,
+    decisions: Vec<Decision>,
+) {
+    live.publish(accepted.into_iter().flat_map(|a| a.records).collect());
+    answer(group, decisions);
 }
 
 /// Answers every caller of a group that is now durable.
-pub(crate) fn answer(group: Vec<(Commit, Reply)>, decisions: Vec<Decision>) {
+fn answer(group: Vec<(Commit, Reply)>, decisions: Vec<Decision>) {
     for ((_, reply), decision) in group.into_iter().zip(decisions) {
         let _ = reply.send(match decision {
             Decision::Write(a) => Ok(CommitOutcome::Committed(a)),

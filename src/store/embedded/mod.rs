@@ -144,7 +144,7 @@ impl EmbeddedStore {
             segment_bytes: options.segment_bytes,
             preparer,
             durable: durable::DurableWriter::new(options.direct_writes),
-            answerer: super::group::Answerer::start(live.clone())?,
+            live: live.clone(),
         };
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()

@@ -12,6 +12,7 @@ use super::format;
 use super::index::{Index, Location};
 use super::segment::{Preparer, Segment, SEGMENT_HEADER};
 use crate::store::group::{self, Accepted, Commit, Reply, Request};
+use crate::store::live::Live;
 use crate::store::{Position, StoreError};
 
 /// The writer's state.
@@ -28,8 +29,8 @@ pub(super) struct Writer {
     pub preparer: Preparer,
     /// Makes each group's bytes durable.
     pub durable: DurableWriter,
-    /// Publishes to the live edge and answers callers off the write path.
-    pub answerer: group::Answerer,
+    /// Recent events and the head position, published after each group.
+    pub live: Arc<Live>,
 }
 
 /// Bytes for one segment and where they go.
@@ -49,15 +50,13 @@ impl Writer {
             if let Some(done) = shutdown {
                 // The spare's thread is stopped before the store says it is
                 // closed, so a store opened next never meets it.
-                let Writer {
-                    preparer, answerer, ..
-                } = self;
-                drop(preparer);
-                answerer.close(Some(done));
+                drop(self.preparer);
+                self.live.close();
+                let _ = done.send(());
                 return;
             }
         }
-        self.answerer.close(None);
+        self.live.close();
     }
 
     fn next_position(&self) -> Position {
@@ -83,8 +82,7 @@ impl Writer {
                         index.add(&accepted.records, accepted.claim.as_ref(), *location);
                     }
                 }
-                let events = plan.accepted.into_iter().flat_map(|a| a.records).collect();
-                self.answerer.answer(events, group, plan.decisions);
+                group::publish_and_answer(&self.live, plan.accepted, group, plan.decisions);
             }
             Err(e) => group::fail(group, &e),
         }

@@ -90,9 +90,7 @@ impl Writer {
                     self.versions.clear();
                 }
                 self.versions.extend(plan.versions);
-                self.live
-                    .publish(plan.accepted.into_iter().flat_map(|a| a.records).collect());
-                group::answer(group, plan.decisions);
+                group::publish_and_answer(&self.live, plan.accepted, group, plan.decisions);
                 // After the answers: the callers of this group do not wait for it.
                 if self.since_checkpoint >= EVENTS_PER_CHECKPOINT {
                     self.since_checkpoint = 0;
