@@ -358,7 +358,7 @@ pub async fn run(opts: StoreBench) -> Result<()> {
         )?;
         writeln!(
             out,
-            "{:<10} {:>11} {:>12} {:>9} {:>9} {:>14} {:>14}",
+            "{:<14} {:>11} {:>12} {:>9} {:>9} {:>14} {:>14}",
             "backend",
             "concurrency",
             "appends/s",
@@ -400,7 +400,7 @@ pub async fn run(opts: StoreBench) -> Result<()> {
             } else {
                 writeln!(
                     out,
-                    "{backend:<10} {c:>11} {:>12.0} {:>9.3} {:>9.3} {bound:>14.0} {:>14.2}",
+                    "{backend:<14} {c:>11} {:>12.0} {:>9.3} {:>9.3} {bound:>14.0} {:>14.2}",
                     m.appends_per_sec, m.p50_ms, m.p99_ms, m.cpu_us_per_append
                 )?;
             }
@@ -412,7 +412,7 @@ pub async fn run(opts: StoreBench) -> Result<()> {
                 } else {
                     writeln!(
                         out,
-                        "{:<10} reopened {} events in {:.3} s ({:.0} events/s scanned and verified)",
+                        "{:<14} reopened {} events in {:.3} s ({:.0} events/s scanned and verified)",
                         "", r.events, r.seconds, r.events as f64 / r.seconds
                     )?;
                 }
