@@ -47,6 +47,8 @@ struct Direct {
     /// Index of the segment in the log.
     segment: usize,
     file: File,
+    /// The file's size, which writes never change.
+    size: u64,
     /// Offset where the next write is expected to continue.
     end: u64,
     /// The bytes from the block boundary before `end` up to `end`, then
@@ -89,7 +91,7 @@ impl DurableWriter {
                 }
             };
         }
-        if let Some(direct) = &mut self.direct {
+        if let Some(direct) = self.direct.as_mut().filter(|d| d.fits(bytes.len())) {
             match direct.write(bytes) {
                 Ok(()) => return Ok(()),
                 // Refused before anything was written: the file system
@@ -122,9 +124,11 @@ impl Direct {
             .write(true)
             .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
             .open(&segment.path)?;
+        let size = file.metadata()?.len();
         let mut direct = Direct {
             segment: index,
             file,
+            size,
             end,
             buffer: Vec::new(),
         };
@@ -134,6 +138,14 @@ impl Direct {
             end - kept as u64,
         )?;
         Ok(direct)
+    }
+
+    /// Whether `len` more bytes, padded to a whole block, stay inside the
+    /// file. A segment whose size is not a whole number of blocks takes its
+    /// last write through the page cache instead, so it never grows.
+    fn fits(&self, len: usize) -> bool {
+        let start = self.end - self.kept() as u64;
+        start + ((self.kept() + len).div_ceil(BLOCK) * BLOCK) as u64 <= self.size
     }
 
     /// How many bytes of the partial block before `end` the buffer holds.
@@ -184,7 +196,7 @@ pub fn time_group_writes(
     let io = |e: std::io::Error| {
         StoreError::Backend(format!("cannot time writes in {}: {e}", path.display()))
     };
-    let size = (bytes * count + BLOCK) as u64;
+    let size = ((bytes * count).div_ceil(BLOCK) * BLOCK + BLOCK) as u64;
     let file =
         create_zeroed(&path, size, &std::sync::atomic::AtomicBool::new(false)).map_err(io)?;
     let segment = Segment {
@@ -219,7 +231,8 @@ mod tests {
     fn writes_land_exactly(direct: bool) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("segment");
-        let size = 64 << 10;
+        // Not a whole number of blocks: the last write reaches the very end.
+        let size = (64 << 10) + 100;
         let file = create_zeroed(&path, size, &AtomicBool::new(false)).unwrap();
         let segment = Segment {
             path: path.clone(),
@@ -228,12 +241,14 @@ mod tests {
         let mut expected = std::fs::read(&path).unwrap();
         let mut writer = DurableWriter::new(direct);
         let mut offset = SEGMENT_HEADER;
-        let sizes = [1, 100, 4095, 4096, 4097, 7, 9000, 3, 8192, 5000];
-        for (i, len) in sizes.into_iter().enumerate() {
-            if i == sizes.len() / 2 {
+        let mut sizes = vec![1, 100, 4095, 4096, 4097, 7, 9000, 3, 8192, 5000];
+        let written: usize = sizes.iter().sum();
+        sizes.push(size as usize - SEGMENT_HEADER as usize - written);
+        for (i, len) in sizes.iter().copied().enumerate() {
+            if i == 5 {
                 writer = DurableWriter::new(direct);
             }
-            let chunk: Vec<u8> = (0..len).map(|b| (b % 251) as u8 + i as u8 + 1).collect();
+            let chunk: Vec<u8> = (0..len).map(|b| ((b + i * 31) % 251 + 1) as u8).collect();
             writer.write(0, &segment, offset, &chunk).unwrap();
             let at = offset as usize;
             expected[at..at + len].copy_from_slice(&chunk);

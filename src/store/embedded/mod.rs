@@ -145,6 +145,7 @@ impl EmbeddedStore {
             preparer,
             durable: durable::DurableWriter::new(options.direct_writes),
             live: live.clone(),
+            stopped: None,
         };
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new()

@@ -31,6 +31,13 @@ pub(super) struct Writer {
     pub durable: DurableWriter,
     /// Recent events and the head position, published after each group.
     pub live: Arc<Live>,
+    /// Why the log stopped taking writes: a durable write failed. After
+    /// that, what reached the disk is unknown (a failed sync may already
+    /// have dropped the pages it could not write, and a retry would report
+    /// success), and later groups would sit after a hole that recovery
+    /// reads as the end of the log. So every later commit is refused; a
+    /// restart recovers up to the last acknowledged commit.
+    pub stopped: Option<String>,
 }
 
 /// Bytes for one segment and where they go.
@@ -64,6 +71,9 @@ impl Writer {
     }
 
     fn commit_group(&mut self, mut group: Vec<(Commit, Reply)>) {
+        if let Some(reason) = &self.stopped {
+            return group::fail(group, &StoreError::Backend(reason.clone()));
+        }
         let next = self.next_position();
         let plan = {
             let index = self.index.read().unwrap_or_else(|p| p.into_inner());
@@ -84,7 +94,15 @@ impl Writer {
                 }
                 group::publish_and_answer(&self.live, plan.accepted, group, plan.decisions);
             }
-            Err(e) => group::fail(group, &e),
+            Err(e) => {
+                let reason = format!(
+                    "the log stopped taking writes after a failed write ({e}); \
+                     restart o2ohub once the disk is healthy: recovery keeps every acknowledged commit"
+                );
+                tracing::error!(error = %e, "a durable write of the log failed; refusing every later commit until restart");
+                self.stopped = Some(reason);
+                group::fail(group, &e);
+            }
         }
     }
 
@@ -156,5 +174,64 @@ impl Writer {
                 .record(syncing.elapsed().as_secs_f64());
         }
         Ok(locations)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{ExpectedVersion, NewEvent};
+    use std::sync::atomic::AtomicBool;
+    use tokio::sync::oneshot;
+
+    fn commit() -> Commit {
+        Commit::single(
+            "latch-1",
+            ExpectedVersion::Any,
+            vec![NewEvent {
+                event_id: uuid::Uuid::now_v7(),
+                event_type: "LatchTested".into(),
+                schema_version: 1,
+                payload: "{}".into(),
+                metadata: crate::store::EventMetadata {
+                    occurred_at: Utc::now(),
+                    correlation_id: uuid::Uuid::now_v7(),
+                    causation_id: None,
+                    actor: o2ohub_events::Actor::system("latch-test"),
+                },
+            }],
+        )
+    }
+
+    #[test]
+    fn a_failed_write_refuses_every_later_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = 64 << 10;
+        let path = super::super::segment::segment_path(dir.path(), 1);
+        super::super::segment::create_zeroed(&path, bytes, &AtomicBool::new(false)).unwrap();
+        // Opened read-only, so every write through the page cache fails.
+        let file = std::fs::File::open(&path).unwrap();
+        let mut writer = Writer {
+            index: Arc::new(RwLock::new(Index::default())),
+            segments: Arc::new(RwLock::new(vec![Arc::new(Segment {
+                path,
+                file: Arc::new(file),
+            })])),
+            offset: SEGMENT_HEADER,
+            segment_bytes: bytes,
+            preparer: Preparer::start(dir.path(), bytes).unwrap(),
+            durable: DurableWriter::new(false),
+            live: Arc::new(Live::new(0)),
+            stopped: None,
+        };
+        let mut outcome = || {
+            let (reply, answer) = oneshot::channel();
+            writer.commit_group(vec![(commit(), reply)]);
+            answer.blocking_recv().unwrap().unwrap_err().to_string()
+        };
+        let first = outcome();
+        assert!(first.contains("cannot write"), "{first}");
+        let second = outcome();
+        assert!(second.contains("stopped taking writes"), "{second}");
     }
 }
