@@ -194,6 +194,48 @@ async fn a_torn_final_record_is_discarded_and_only_it() {
 }
 
 #[tokio::test]
+async fn bytes_after_the_end_of_the_log_are_zeroed_so_later_groups_never_meet_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = fill(dir.path(), 50).await;
+    store.shutdown().await;
+    drop(store);
+    let last = segments(dir.path()).pop().unwrap();
+    let mut bytes = std::fs::read(&last).unwrap();
+    let end = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
+    // A failed write: the group's first block never landed, a later one did.
+    let stray = end + 5000;
+    bytes[stray..stray + 300].fill(0xa5);
+    std::fs::write(&last, &bytes).unwrap();
+
+    let store = EmbeddedStore::open_with(dir.path(), SMALL).unwrap();
+    assert_eq!(
+        store.head().await.unwrap(),
+        50,
+        "every acknowledged commit is kept"
+    );
+    let after = std::fs::read(&last).unwrap();
+    assert!(
+        after[end..].iter().all(|b| *b == 0),
+        "the stray bytes are zeroed on open"
+    );
+    // Groups written over where the stray bytes were read back whole.
+    for n in 50..90 {
+        store
+            .append(
+                &format!("s{}", n % 7),
+                ExpectedVersion::Exact(n / 7),
+                vec![event(n)],
+            )
+            .await
+            .unwrap();
+    }
+    store.shutdown().await;
+    drop(store);
+    let store = EmbeddedStore::open_with(dir.path(), SMALL).unwrap();
+    assert_eq!(store.head().await.unwrap(), 90);
+}
+
+#[tokio::test]
 async fn a_flipped_byte_in_the_middle_refuses_the_store_with_the_last_good_position() {
     let dir = tempfile::tempdir().unwrap();
     fill(dir.path(), 100).await.shutdown().await;

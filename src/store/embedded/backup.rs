@@ -135,8 +135,9 @@ fn copy_log(
         let mut file = File::open(path).map_err(io(path, "open"))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes).map_err(io(path, "read"))?;
-        // Durable before it counts: everything read above is in the page
-        // cache, and this makes it reach the source disk.
+        // Durable before it counts: what the log wrote through the page
+        // cache (where direct writes are refused) may not be on the source
+        // disk yet, and this makes it reach it.
         file.sync_data().map_err(io(path, "sync"))?;
         if bytes.len() < SEGMENT_HEADER as usize || bytes[..8] != MAGIC[..] {
             // A segment still being created (not the spare renamed into place).

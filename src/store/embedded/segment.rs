@@ -279,7 +279,8 @@ pub(super) fn recover(
         }
         tracing::warn!(
             file = %scan.path.display(), offset = damage.offset, bytes = damage.claimed_end - damage.offset,
-            "discarding a torn record: a write cut short by a crash, never acknowledged"
+            detail = %damage.detail,
+            "discarding a torn record: a write cut short by a crash or a failed write, never acknowledged"
         );
         scan.file
             .write_all_at(
@@ -381,7 +382,23 @@ fn scan(
                 scan.events += record.events.len() as u64;
                 offset += size;
             }
-            Err(Invalid::End) => break,
+            Err(Invalid::End) => {
+                // Bytes after the end were never acknowledged: a group
+                // whose first block was lost while a later one landed (a
+                // failed write, or a crash). Left there, a later group
+                // ending inside them would leave them as a damaged record
+                // behind acknowledged ones; they are zeroed like a torn
+                // record (below), or refused outside the log's last segment.
+                if let Some(last) = bytes[offset..].iter().rposition(|b| *b != 0) {
+                    scan.damage = Some(Damage {
+                        offset,
+                        claimed_end: offset + last + 1,
+                        zeros_after: true,
+                        detail: "non-zero bytes after the end of the log".into(),
+                    });
+                }
+                break;
+            }
             Err(Invalid::Damaged(detail)) => {
                 let claimed = format::header(&bytes[offset..])
                     .map(|(len, _)| len)
