@@ -37,7 +37,13 @@ fn event(n: u64) -> NewEvent {
 /// `commits` single-event commits, rotating over 7 streams.
 async fn fill(dir: &Path, commits: u64) -> EmbeddedStore {
     let store = EmbeddedStore::open_with(dir, SMALL).unwrap();
-    for n in 0..commits {
+    append_commits(&store, 0..commits).await;
+    store
+}
+
+/// Commits `n` of `range` as [`fill`] numbers them.
+async fn append_commits(store: &EmbeddedStore, range: std::ops::Range<u64>) {
+    for n in range {
         store
             .append(
                 &format!("s{}", n % 7),
@@ -47,7 +53,18 @@ async fn fill(dir: &Path, commits: u64) -> EmbeddedStore {
             .await
             .unwrap();
     }
-    store
+}
+
+/// A closed log of 50 commits: its last segment, that segment's bytes, and
+/// where its data ends.
+async fn closed_log_of_50(dir: &Path) -> (PathBuf, Vec<u8>, usize) {
+    let store = fill(dir, 50).await;
+    store.shutdown().await;
+    drop(store);
+    let last = segments(dir).pop().unwrap();
+    let bytes = std::fs::read(&last).unwrap();
+    let end = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
+    (last, bytes, end)
 }
 
 fn segments(dir: &Path) -> Vec<PathBuf> {
@@ -163,12 +180,7 @@ async fn everything_reads_back_the_same_after_a_reopen_across_segments() {
 #[tokio::test]
 async fn a_torn_final_record_is_discarded_and_only_it() {
     let dir = tempfile::tempdir().unwrap();
-    let store = fill(dir.path(), 50).await;
-    store.shutdown().await;
-    drop(store);
-    let last = segments(dir.path()).pop().unwrap();
-    let mut bytes = std::fs::read(&last).unwrap();
-    let end = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
+    let (last, mut bytes, end) = closed_log_of_50(dir.path()).await;
     // A crash cut the last write short: its last 40 bytes never reached the file.
     bytes[end - 40..end].fill(0);
     std::fs::write(&last, &bytes).unwrap();
@@ -196,12 +208,7 @@ async fn a_torn_final_record_is_discarded_and_only_it() {
 #[tokio::test]
 async fn bytes_after_the_end_of_the_log_are_zeroed_so_later_groups_never_meet_them() {
     let dir = tempfile::tempdir().unwrap();
-    let store = fill(dir.path(), 50).await;
-    store.shutdown().await;
-    drop(store);
-    let last = segments(dir.path()).pop().unwrap();
-    let mut bytes = std::fs::read(&last).unwrap();
-    let end = bytes.iter().rposition(|b| *b != 0).unwrap() + 1;
+    let (last, mut bytes, end) = closed_log_of_50(dir.path()).await;
     // A failed write: the group's first block never landed, a later one did.
     let stray = end + 5000;
     bytes[stray..stray + 300].fill(0xa5);
@@ -219,16 +226,7 @@ async fn bytes_after_the_end_of_the_log_are_zeroed_so_later_groups_never_meet_th
         "the stray bytes are zeroed on open"
     );
     // Groups written over where the stray bytes were read back whole.
-    for n in 50..90 {
-        store
-            .append(
-                &format!("s{}", n % 7),
-                ExpectedVersion::Exact(n / 7),
-                vec![event(n)],
-            )
-            .await
-            .unwrap();
-    }
+    append_commits(&store, 50..90).await;
     store.shutdown().await;
     drop(store);
     let store = EmbeddedStore::open_with(dir.path(), SMALL).unwrap();
