@@ -234,6 +234,30 @@ async fn bytes_after_the_end_of_the_log_are_zeroed_so_later_groups_never_meet_th
 }
 
 #[tokio::test]
+async fn a_larger_segment_size_applies_to_new_segments_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, _, end) = closed_log_of_50(dir.path()).await;
+    assert!(end < 64 << 10, "the small active segment has room left");
+    let larger = LogOptions {
+        segment_bytes: 256 << 10,
+        ..SMALL
+    };
+    let store = EmbeddedStore::open_with(dir.path(), larger.clone()).unwrap();
+    // Well past the active segment's 64 KiB.
+    append_commits(&store, 50..400).await;
+    store.shutdown().await;
+    drop(store);
+    let store = EmbeddedStore::open_with(dir.path(), larger).unwrap();
+    assert_eq!(store.head().await.unwrap(), 400);
+    let sizes: Vec<u64> = segments(dir.path())
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .collect();
+    assert_eq!(sizes[0], 64 << 10, "the old segment keeps its size");
+    assert!(sizes[1..].iter().all(|s| *s == 256 << 10), "{sizes:?}");
+}
+
+#[tokio::test]
 async fn a_flipped_byte_in_the_middle_refuses_the_store_with_the_last_good_position() {
     let dir = tempfile::tempdir().unwrap();
     fill(dir.path(), 100).await.shutdown().await;

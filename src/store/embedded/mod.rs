@@ -134,6 +134,10 @@ impl EmbeddedStore {
             segments.push(Arc::new(preparer.next_segment(head + 1)?));
             offset = segment::SEGMENT_HEADER;
         }
+        let active = segments.last().expect("made above when none were found");
+        let active_bytes = active.file.metadata().map(|m| m.len()).map_err(|e| {
+            StoreError::Backend(format!("cannot read {}: {e}", active.path.display()))
+        })?;
         let live = Arc::new(Live::new(head));
         let index = Arc::new(RwLock::new(index));
         let segments = Arc::new(RwLock::new(segments));
@@ -141,6 +145,7 @@ impl EmbeddedStore {
             index: index.clone(),
             segments: segments.clone(),
             offset,
+            active_bytes,
             segment_bytes: options.segment_bytes,
             preparer,
             durable: durable::DurableWriter::new(options.direct_writes),

@@ -23,7 +23,10 @@ pub(super) struct Writer {
     pub segments: Arc<RwLock<Vec<Arc<Segment>>>>,
     /// Where the next record goes in the active segment.
     pub offset: u64,
-    /// Segment size.
+    /// The active segment's size: the one it was created with, which may
+    /// differ from `segment_bytes` when the option changed since.
+    pub active_bytes: u64,
+    /// The size of the segments made from now on.
     pub segment_bytes: u64,
     /// Makes new segments.
     pub preparer: Preparer,
@@ -128,7 +131,7 @@ impl Writer {
             .collect();
         let total: u64 = lens.iter().sum();
         for (a, &len) in accepted.iter().zip(&lens) {
-            if self.offset + len > self.segment_bytes {
+            if self.offset + len > self.active_bytes {
                 // Start the next segment at this record's first position.
                 let next = self.preparer.next_segment(position)?;
                 self.segments
@@ -137,9 +140,10 @@ impl Writer {
                     .push(Arc::new(next));
                 segment += 1;
                 self.offset = SEGMENT_HEADER;
+                self.active_bytes = self.segment_bytes;
             }
             if placed.last().is_none_or(|p| p.segment != segment) {
-                let room = self.segment_bytes - self.offset;
+                let room = self.active_bytes - self.offset;
                 placed.push(Placed {
                     segment,
                     offset: self.offset,
@@ -218,6 +222,7 @@ mod tests {
                 file: Arc::new(file),
             })])),
             offset: SEGMENT_HEADER,
+            active_bytes: bytes,
             segment_bytes: bytes,
             preparer: Preparer::start(dir.path(), bytes).unwrap(),
             durable: DurableWriter::new(false),
