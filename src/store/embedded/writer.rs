@@ -184,27 +184,13 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{ExpectedVersion, NewEvent};
+    use crate::store::conformance::event;
+    use crate::store::ExpectedVersion;
     use std::sync::atomic::AtomicBool;
     use tokio::sync::oneshot;
 
     fn commit() -> Commit {
-        Commit::single(
-            "latch-1",
-            ExpectedVersion::Any,
-            vec![NewEvent {
-                event_id: uuid::Uuid::now_v7(),
-                event_type: "LatchTested".into(),
-                schema_version: 1,
-                payload: "{}".into(),
-                metadata: crate::store::EventMetadata {
-                    occurred_at: Utc::now(),
-                    correlation_id: uuid::Uuid::now_v7(),
-                    causation_id: None,
-                    actor: o2ohub_events::Actor::system("latch-test"),
-                },
-            }],
-        )
+        Commit::single("latch-1", ExpectedVersion::Any, vec![event(1)])
     }
 
     #[test]
